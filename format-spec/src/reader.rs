@@ -1,0 +1,474 @@
+//! Memory-mapped reader: index from the footer or by scan, chunk decoding
+//! (in parallel with rayon), and record iteration merged in time order.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use crate::chunk::*;
+use crate::columns::Columns;
+use crate::error::{Error, Result};
+use crate::meta::{decode_header, FileHeader, Metadata};
+use crate::record::Record;
+use crate::schema::Kind;
+
+enum Data {
+    Map(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Data {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Data::Map(m) => m,
+            Data::Owned(v) => v,
+        }
+    }
+}
+
+/// An open `.sched` file.
+pub struct Reader {
+    path: PathBuf,
+    data: Data,
+    header: FileHeader,
+    chunks: Vec<ChunkInfo>,
+    complete: bool,
+    recovery: Option<String>,
+}
+
+/// Which records to read. Empty fields match everything; `from`/`to` are
+/// inclusive nanosecond bounds.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    pub kinds: Option<Vec<Kind>>,
+    pub cpu: Option<u32>,
+    pub pid: Option<u32>,
+    pub from: Option<u64>,
+    pub to: Option<u64>,
+}
+
+impl Filter {
+    fn chunk_matches(&self, c: &ChunkInfo) -> bool {
+        let Some(kind) = c.kind() else {
+            return false; // unknown kind (a newer minor version): skipped
+        };
+        self.kinds.as_ref().is_none_or(|ks| ks.contains(&kind))
+            && self.cpu.is_none_or(|cpu| c.cpu == cpu)
+            && self.from.is_none_or(|f| c.ts_max >= f)
+            && self.to.is_none_or(|t| c.ts_min <= t)
+    }
+    fn record_matches(&self, r: &Record) -> bool {
+        let ts = r.ts();
+        self.from.is_none_or(|f| ts >= f)
+            && self.to.is_none_or(|t| ts <= t)
+            && self.pid.is_none_or(|p| r.involves_pid(p))
+    }
+}
+
+/// A decoded chunk: its header and its columns.
+pub struct Decoded {
+    /// Position of the chunk in [`Reader::chunks`].
+    pub index: usize,
+    pub info: ChunkInfo,
+    pub columns: Columns,
+}
+
+impl Decoded {
+    pub fn len(&self) -> usize {
+        self.columns.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.columns.len == 0
+    }
+    /// Record `i` in stored order.
+    pub fn record(&self, i: usize) -> Result<Record> {
+        self.columns
+            .record(i)
+            .map_err(|e| Error::chunk(self.index, self.info.offset, e))
+    }
+    /// All records in stored order.
+    pub fn records(&self) -> impl Iterator<Item = Result<Record>> + '_ {
+        (0..self.len()).map(move |i| self.record(i))
+    }
+}
+
+impl Reader {
+    /// Opens and memory-maps `path`, reading the index from the footer, or by
+    /// scanning the chunks when the footer is missing or damaged.
+    pub fn open(path: impl AsRef<Path>) -> Result<Reader> {
+        let path = path.as_ref().to_path_buf();
+        let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
+        let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+        let data = if len == 0 {
+            Data::Owned(Vec::new())
+        } else {
+            // SAFETY: the map is read-only; a file truncated by another
+            // process while mapped can fault, as with any mmap-based reader.
+            Data::Map(unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(&path, e))?)
+        };
+        Reader::from_data(path, data)
+    }
+
+    /// Reads a trace held in memory.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Reader> {
+        Reader::from_data(PathBuf::from("<memory>"), Data::Owned(bytes))
+    }
+
+    fn from_data(path: PathBuf, data: Data) -> Result<Reader> {
+        let header = decode_header(&data)?;
+        let mut r = Reader {
+            path,
+            data,
+            header,
+            chunks: Vec::new(),
+            complete: false,
+            recovery: None,
+        };
+        match r.read_footer() {
+            Ok(chunks) => {
+                r.chunks = chunks;
+                r.complete = true;
+            }
+            Err(why) => {
+                let (chunks, stop) = r.scan();
+                r.chunks = chunks;
+                r.recovery = Some(match (why, stop) {
+                    (None, s) => s,
+                    (Some(f), s) => format!("{f}; {s}"),
+                });
+            }
+        }
+        Ok(r)
+    }
+
+    /// The footer's index, checked against every chunk header it names.
+    /// `Err(None)`: there is no footer; `Err(Some(why))`: it is damaged.
+    fn read_footer(&self) -> std::result::Result<Vec<ChunkInfo>, Option<String>> {
+        let buf = &self.data[..];
+        let len = buf.len();
+        let start = self.header.len;
+        if len < start + TRAILER_LEN || buf[len - 8..] != TRAILER_MAGIC {
+            return Err(None);
+        }
+        let damaged = |w: String| Some(format!("footer damaged ({w})"));
+        let index_offset = u64::from_le_bytes(buf[len - 16..len - 8].try_into().unwrap());
+        let io = usize::try_from(index_offset)
+            .ok()
+            .filter(|&o| o >= start && o + 12 <= len - TRAILER_LEN)
+            .ok_or_else(|| damaged(format!("index offset {index_offset} out of range")))?;
+        if buf[io..io + 4] != INDEX_MAGIC {
+            return Err(damaged(format!("no index at offset {io}")));
+        }
+        let n = u32::from_le_bytes(buf[io + 4..io + 8].try_into().unwrap()) as usize;
+        let end = n
+            .checked_mul(INDEX_ENTRY_LEN)
+            .and_then(|b| b.checked_add(io + 12))
+            .filter(|&e| e == len - TRAILER_LEN)
+            .ok_or_else(|| damaged("index length disagrees with the file size".into()))?;
+        let crc = u32::from_le_bytes(buf[end - 4..end].try_into().unwrap());
+        if crc32c::crc32c(&buf[io..end - 4]) != crc {
+            return Err(damaged("index checksum mismatch".into()));
+        }
+        let mut chunks = Vec::with_capacity(n);
+        let mut expect = start as u64;
+        for i in 0..n {
+            let at = io + 8 + i * INDEX_ENTRY_LEN;
+            let e = IndexEntry::decode(&buf[at..at + INDEX_ENTRY_LEN]);
+            if e.offset != expect {
+                return Err(damaged(format!(
+                    "entry {i} does not follow chunk {}",
+                    i.max(1) - 1
+                )));
+            }
+            let off = e.offset as usize;
+            let hdr = buf
+                .get(off..off + CHUNK_HEADER_LEN)
+                .ok_or_else(|| damaged(format!("entry {i} points past the data")))?;
+            let c = ChunkInfo::decode(hdr, e.offset)
+                .map_err(|w| damaged(format!("chunk {i} at offset {off}: {w}")))?;
+            if !e.matches(&c) || c.offset + c.total_len() > index_offset {
+                return Err(damaged(format!("entry {i} disagrees with its chunk")));
+            }
+            expect = c.offset + c.total_len();
+            chunks.push(c);
+        }
+        if expect != index_offset {
+            return Err(damaged("bytes between the last chunk and the index".into()));
+        }
+        Ok(chunks)
+    }
+
+    /// Walks the chunks from the header on, verifying every checksum, and
+    /// stops at the first incomplete or corrupt one. Returns what it found
+    /// and why it stopped.
+    fn scan(&self) -> (Vec<ChunkInfo>, String) {
+        let buf = &self.data[..];
+        let mut pos = self.header.len;
+        let mut chunks = Vec::new();
+        let stop = loop {
+            let n = chunks.len();
+            if pos == buf.len() {
+                break "no footer: the writer did not finish (killed or still running)".to_string();
+            }
+            if buf.len() - pos < 4 {
+                break format!("truncated at offset {pos} (inside chunk {n}'s header)");
+            }
+            if buf[pos..pos + 4] == INDEX_MAGIC {
+                break format!("footer at offset {pos} is truncated or damaged");
+            }
+            if buf.len() - pos < CHUNK_HEADER_LEN {
+                break if buf[pos..pos + 4] == CHUNK_MAGIC {
+                    format!("truncated at offset {pos} (inside chunk {n}'s header)")
+                } else {
+                    format!("chunk {n} at offset {pos}: bad chunk magic")
+                };
+            }
+            let c = match ChunkInfo::decode(&buf[pos..pos + CHUNK_HEADER_LEN], pos as u64) {
+                Ok(c) => c,
+                Err(w) => break format!("chunk {n} at offset {pos}: {w}"),
+            };
+            let end = pos as u64 + c.total_len();
+            if end > buf.len() as u64 {
+                break format!(
+                    "truncated at offset {} (chunk {n} at offset {pos} needs {} more bytes)",
+                    buf.len(),
+                    end - buf.len() as u64
+                );
+            }
+            let payload = &buf[pos + CHUNK_HEADER_LEN..end as usize];
+            if crc32c::crc32c(payload) != c.payload_crc {
+                break format!("chunk {n} at offset {pos}: payload checksum mismatch");
+            }
+            chunks.push(c);
+            pos = end as usize;
+        };
+        (chunks, stop)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    pub fn header(&self) -> &FileHeader {
+        &self.header
+    }
+    pub fn meta(&self) -> &Metadata {
+        &self.header.meta
+    }
+    /// True when the file has a valid footer (the writer finished).
+    pub fn is_complete(&self) -> bool {
+        self.complete
+    }
+    /// For a file read by scan: why the scan stopped.
+    pub fn recovery(&self) -> Option<&str> {
+        self.recovery.as_deref()
+    }
+    pub fn chunks(&self) -> &[ChunkInfo] {
+        &self.chunks
+    }
+    pub fn file_len(&self) -> u64 {
+        self.data.len() as u64
+    }
+
+    /// Verifies and decodes chunk `i`.
+    pub fn decode(&self, i: usize) -> Result<Decoded> {
+        let c = *self
+            .chunks
+            .get(i)
+            .ok_or_else(|| Error::InvalidRecord(format!("no chunk {i}")))?;
+        let err = |w: String| Error::chunk(i, c.offset, w);
+        let kind = c
+            .kind()
+            .ok_or_else(|| err(format!("unknown chunk kind {}", c.kind_raw)))?;
+        let start = c.payload_offset() as usize;
+        let payload = &self.data[start..start + c.stored_len as usize];
+        if crc32c::crc32c(payload) != c.payload_crc {
+            return Err(err("payload checksum mismatch".into()));
+        }
+        let owned;
+        let raw: &[u8] = match c.codec {
+            0 => payload,
+            1 => {
+                owned = zstd::bulk::decompress(payload, c.raw_len as usize)
+                    .map_err(|e| err(format!("zstd: {e}")))?;
+                &owned
+            }
+            codec => {
+                return Err(Error::UnsupportedCodec {
+                    chunk: i,
+                    offset: c.offset,
+                    codec,
+                })
+            }
+        };
+        if raw.len() != c.raw_len as usize {
+            return Err(err(format!(
+                "payload decompresses to {} bytes, header says {}",
+                raw.len(),
+                c.raw_len
+            )));
+        }
+        let columns = Columns::decode(kind, c.cpu, c.present, c.count as usize, c.ts_min, raw)
+            .map_err(err)?;
+        if columns.ts().iter().any(|&t| t < c.ts_min || t > c.ts_max) {
+            return Err(err("timestamp outside the chunk's declared range".into()));
+        }
+        Ok(Decoded {
+            index: i,
+            info: c,
+            columns,
+        })
+    }
+
+    /// Indices of the chunks a filter selects, in file order.
+    pub fn select(&self, filter: &Filter) -> Vec<usize> {
+        (0..self.chunks.len())
+            .filter(|&i| filter.chunk_matches(&self.chunks[i]))
+            .collect()
+    }
+
+    /// Decodes the selected chunks in parallel (rayon), in file order when
+    /// collected.
+    pub fn par_decode<'a>(
+        &'a self,
+        filter: &Filter,
+    ) -> impl IndexedParallelIterator<Item = Result<Decoded>> + 'a {
+        self.select(filter)
+            .into_par_iter()
+            .map(move |i| self.decode(i))
+    }
+
+    /// Verifies every chunk (checksums, decoding, value ranges).
+    pub fn verify(&self) -> Result<u64> {
+        (0..self.chunks.len())
+            .into_par_iter()
+            .filter(|&i| self.chunks[i].kind().is_some())
+            .map(|i| {
+                let d = self.decode(i)?;
+                for r in d.records() {
+                    r?;
+                }
+                Ok(d.len() as u64)
+            })
+            .try_reduce(|| 0, |a, b| Ok(a + b))
+    }
+
+    /// Records matching `filter`, merged across CPUs and kinds in time order
+    /// (ties: file order). Chunks are decoded ahead in parallel batches.
+    pub fn records(&self, filter: Filter) -> Records<'_> {
+        let mut order = self.select(&filter);
+        order.sort_by_key(|&i| (self.chunks[i].ts_min, i));
+        Records {
+            reader: self,
+            pending: order.into(),
+            ready: VecDeque::new(),
+            heap: BinaryHeap::new(),
+            active: Vec::new(),
+            filter,
+            batch: (rayon::current_num_threads() * 2).max(2),
+            done: false,
+        }
+    }
+}
+
+struct Cursor {
+    d: Decoded,
+    /// Stored positions in time order (stable).
+    order: Vec<u32>,
+    next: usize,
+}
+
+/// Iterator returned by [`Reader::records`]. It stops after the first error.
+pub struct Records<'r> {
+    reader: &'r Reader,
+    pending: VecDeque<usize>,
+    ready: VecDeque<Result<Decoded>>,
+    heap: BinaryHeap<Reverse<(u64, usize, usize)>>,
+    active: Vec<Option<Cursor>>,
+    filter: Filter,
+    batch: usize,
+    done: bool,
+}
+
+impl Records<'_> {
+    fn activate(&mut self) -> Result<()> {
+        if self.ready.is_empty() {
+            let n = self.batch.min(self.pending.len());
+            let idx: Vec<usize> = self.pending.iter().take(n).copied().collect();
+            let r = self.reader;
+            self.ready = idx.into_par_iter().map(|i| r.decode(i)).collect();
+        }
+        self.pending.pop_front();
+        let d = self.ready.pop_front().expect("decoded ahead")?;
+        let ts = d.columns.ts();
+        let mut order: Vec<u32> = (0..ts.len() as u32).collect();
+        if ts.windows(2).any(|w| w[0] > w[1]) {
+            order.sort_by_key(|&i| ts[i as usize]);
+        }
+        if !order.is_empty() {
+            let slot = self.active.len();
+            self.heap
+                .push(Reverse((ts[order[0] as usize], d.index, slot)));
+            self.active.push(Some(Cursor { d, order, next: 0 }));
+        }
+        Ok(())
+    }
+
+    fn next_inner(&mut self) -> Result<Option<Record>> {
+        loop {
+            let top = self.heap.peek().map(|Reverse((ts, _, _))| *ts);
+            let due = match (self.pending.front(), top) {
+                (Some(&i), Some(t)) => self.reader.chunks[i].ts_min <= t,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            if due {
+                self.activate()?;
+                continue;
+            }
+            let Some(Reverse((_, chunk, slot))) = self.heap.pop() else {
+                return Ok(None);
+            };
+            let cur = self.active[slot].as_mut().expect("active cursor");
+            let rec = cur.d.record(cur.order[cur.next] as usize)?;
+            cur.next += 1;
+            if cur.next < cur.order.len() {
+                let ts = cur.d.columns.ts()[cur.order[cur.next] as usize];
+                self.heap.push(Reverse((ts, chunk, slot)));
+            } else {
+                self.active[slot] = None;
+            }
+            if let Some(to) = self.filter.to {
+                if rec.ts() > to && self.pending.is_empty() && self.heap.is_empty() {
+                    return Ok(None);
+                }
+            }
+            if self.filter.record_matches(&rec) {
+                return Ok(Some(rec));
+            }
+        }
+    }
+}
+
+impl Iterator for Records<'_> {
+    type Item = Result<Record>;
+    fn next(&mut self) -> Option<Result<Record>> {
+        if self.done {
+            return None;
+        }
+        match self.next_inner() {
+            Ok(Some(r)) => Some(Ok(r)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}

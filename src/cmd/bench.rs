@@ -1,0 +1,194 @@
+//! `schedrec bench`: benchmarks that print their figures side by side in one
+//! run, so ratios are measured under the same conditions.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+use schedrec_format::synth::{generate, Spec};
+use schedrec_format::{Filter, Reader, Summary, Writer, WriterOptions};
+
+use crate::out::CliResult;
+
+/// The benchmark stream: ~100 tasks (hogs, periodic, bursty, I/O-like,
+/// fork/exit churn) on 2 CPUs.
+const BUSY_HOST: &str = include_str!("../../fixtures/synth/busy-host.toml");
+
+#[derive(clap::Subcommand)]
+pub enum What {
+    /// Trace format: write and decode throughput, bytes per switch.
+    Format {
+        /// Switches per stream.
+        #[arg(long, default_value_t = 10_000_000)]
+        switches: u64,
+        /// Workload spec (default: the built-in busy-host spec, fixtures/synth/busy-host.toml).
+        #[arg(long)]
+        spec: Option<PathBuf>,
+        /// Where to write the temporary traces (default: the system temp dir).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Keep the traces instead of deleting them.
+        #[arg(long)]
+        keep: bool,
+    },
+}
+
+pub fn run(w: What) -> CliResult {
+    match w {
+        What::Format {
+            switches,
+            spec,
+            dir,
+            keep,
+        } => format(switches, spec, dir, keep),
+    }
+}
+
+struct Row {
+    name: &'static str,
+    switches: u64,
+    records: u64,
+    switch_bytes: f64,
+    file_bytes: f64,
+    write: f64,
+    decode1: f64,
+    decode2: f64,
+    merged: f64,
+}
+
+fn rate(n: u64, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64() / 1e6
+}
+
+fn format(switches: u64, spec: Option<PathBuf>, dir: Option<PathBuf>, keep: bool) -> CliResult {
+    let mut base = match &spec {
+        Some(p) => Spec::load(p)?,
+        None => Spec::from_toml(BUSY_HOST)?,
+    };
+    base.max_switches = switches;
+    base.duration_ms = 1e12; // run until max_switches
+    let dir = dir.unwrap_or_else(std::env::temp_dir);
+    let pool1 = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+    let pool2 = rayon::ThreadPoolBuilder::new().num_threads(2).build()?;
+    let variants: [(&'static str, bool, &str); 3] = [
+        ("core fields", false, "off"),
+        ("+counters +pelt=switch", true, "switch"),
+        ("+counters +pelt=full", true, "full"),
+    ];
+    eprintln!(
+        "bench format: {} switches per stream, {} tasks specs on {} CPUs, {} threads available",
+        switches,
+        base.tasks.len(),
+        base.cpus,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    let mut rows = Vec::new();
+    for (name, counters, pelt) in variants {
+        let mut spec = base.clone();
+        spec.counters = counters;
+        spec.pelt = pelt.into();
+        let path = dir.join(format!(
+            "schedrec-bench-{}-{}.sched",
+            std::process::id(),
+            pelt
+        ));
+        let meta = schedrec_format::synth::metadata(&spec, spec.seed, vec![]);
+
+        // Write cost = (generate + write) - (generate alone), both measured
+        // here: the writer's background thread is included, generation is not.
+        let t = Instant::now();
+        let mut records = 0u64;
+        generate(&spec, spec.seed, |r| {
+            records += 1;
+            std::hint::black_box(r);
+            Ok(())
+        })?;
+        let gen = t.elapsed();
+        let t = Instant::now();
+        let mut w = Writer::create(&path, &meta, WriterOptions::default())?;
+        generate(&spec, spec.seed, |r| w.push(&r))?;
+        w.finish()?;
+        let spent = t.elapsed().saturating_sub(gen);
+
+        let r = Reader::open(&path)?;
+        let s = Summary::of(&r)?;
+        let decode = |pool: &rayon::ThreadPool| -> Result<Duration, schedrec_format::Error> {
+            let mut best = Duration::MAX;
+            for _ in 0..3 {
+                let t = Instant::now();
+                let n: usize = pool.install(|| {
+                    r.par_decode(&Filter::default())
+                        .map(|d| d.map(|d| d.len()))
+                        .try_reduce(|| 0, |a, b| Ok(a + b))
+                })?;
+                best = best.min(t.elapsed());
+                assert_eq!(n as u64, records);
+            }
+            Ok(best)
+        };
+        let d1 = decode(&pool1)?;
+        let d2 = decode(&pool2)?;
+        let t = Instant::now();
+        let mut n = 0u64;
+        pool1.install(|| -> schedrec_format::Result<()> {
+            for rec in r.records(Filter::default()) {
+                std::hint::black_box(rec?);
+                n += 1;
+            }
+            Ok(())
+        })?;
+        let merged = t.elapsed();
+        rows.push(Row {
+            name,
+            switches: s.switches,
+            records,
+            switch_bytes: s.bytes_per_switch,
+            file_bytes: s.file_bytes as f64 / s.switches.max(1) as f64,
+            write: rate(records, spent),
+            decode1: rate(records, d1),
+            decode2: rate(records, d2),
+            merged: rate(n, merged),
+        });
+        if keep {
+            eprintln!("kept {}", path.display());
+        } else {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    println!(
+        "| stream | switches | records | B/switch (switch chunks) | B/switch (whole file) | write Mrec/s | decode 1 thread Mrec/s | decode 2 threads Mrec/s | 2T/1T | merged iteration Mrec/s |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in &rows {
+        println!(
+            "| {} | {} | {} | {:.2} | {:.2} | {:.1} | {:.1} | {:.1} | {:.2} | {:.1} |",
+            r.name,
+            r.switches,
+            r.records,
+            r.switch_bytes,
+            r.file_bytes,
+            r.write,
+            r.decode1,
+            r.decode2,
+            r.decode2 / r.decode1,
+            r.merged
+        );
+    }
+    println!(
+        "targets: write >= 5 Mrec/s, decode >= 30 Mrec/s per core, core <= 6 B/switch, counters+PELT <= 16 B/switch"
+    );
+    println!("peak RSS: {} MiB", peak_rss_kib() / 1024);
+    Ok(())
+}
+
+/// VmHWM of this process, KiB (0 where /proc is unavailable).
+pub fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}

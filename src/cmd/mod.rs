@@ -1,0 +1,4 @@
+pub mod bench;
+pub mod dump;
+pub mod info;
+pub mod synth;

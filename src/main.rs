@@ -1,0 +1,72 @@
+//! `schedrec`: the command line. It only parses arguments and wires the
+//! library crates together; each subcommand lives in `cmd/`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+mod out;
+
+// Decoding allocates and frees large column buffers per chunk; glibc's
+// malloc returns them to the kernel and faults them back in every time.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(
+    name = "schedrec",
+    version,
+    about = "Record the Linux scheduler, replay its load tracking (PELT), and measure where it misjudges CPU demand",
+    propagate_version = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Summarise a trace: version, completeness, record counts, losses, time range, size.
+    Info {
+        file: PathBuf,
+        /// Machine-readable output (stable keys).
+        #[arg(long)]
+        json: bool,
+        /// Also show how many bytes each column takes (decodes every chunk).
+        #[arg(long)]
+        columns: bool,
+    },
+    /// Print records in time order, as text or one JSON object per line.
+    Dump(cmd::dump::Args),
+    /// Generate a deterministic synthetic trace from a workload description (TOML).
+    Synth(cmd::synth::Args),
+    /// Benchmarks that print their figures side by side.
+    Bench {
+        #[command(subcommand)]
+        what: cmd::bench::What,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Cmd::Info {
+            file,
+            json,
+            columns,
+        } => cmd::info::run(&file, json, columns),
+        Cmd::Dump(a) => cmd::dump::run(a),
+        Cmd::Synth(a) => cmd::synth::run(a),
+        Cmd::Bench { what } => cmd::bench::run(what),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if out::is_broken_pipe(&*e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("schedrec: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
