@@ -20,6 +20,8 @@
 pub mod chunk;
 pub mod columns;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod meta;
 pub mod reader;
 pub mod record;

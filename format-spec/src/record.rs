@@ -66,6 +66,7 @@ pub struct PeltSums {
 #[cfg_attr(feature = "serde", derive(Serialize))]
 pub struct Switch {
     pub ts: u64,
+    #[cfg_attr(feature = "serde", serde(serialize_with = "ser_cpu"))]
     pub cpu: u32,
     pub prev: TaskRef,
     /// The `prev_state` argument of `sched_switch` (0 = still runnable).
@@ -84,6 +85,7 @@ pub struct Switch {
 #[cfg_attr(feature = "serde", derive(Serialize))]
 pub struct Wakeup {
     pub ts: u64,
+    #[cfg_attr(feature = "serde", serde(serialize_with = "ser_cpu"))]
     pub cpu: u32,
     pub pid: u32,
     pub target_cpu: u32,
@@ -134,6 +136,7 @@ impl TaskEvent {
 #[cfg_attr(feature = "serde", derive(Serialize))]
 pub struct Task {
     pub ts: u64,
+    #[cfg_attr(feature = "serde", serde(serialize_with = "ser_cpu"))]
     pub cpu: u32,
     pub pid: u32,
     pub tgid: u32,
@@ -152,6 +155,7 @@ pub struct Task {
 #[cfg_attr(feature = "serde", derive(Serialize))]
 pub struct Migrate {
     pub ts: u64,
+    #[cfg_attr(feature = "serde", serde(serialize_with = "ser_cpu"))]
     pub cpu: u32,
     pub pid: u32,
     pub orig_cpu: u32,
@@ -192,6 +196,7 @@ impl Entity {
 #[cfg_attr(feature = "serde", derive(Serialize))]
 pub struct PeltUpdate {
     pub ts: u64,
+    #[cfg_attr(feature = "serde", serde(serialize_with = "ser_cpu"))]
     pub cpu: u32,
     pub entity: Entity,
     /// CPU of the run-queue updated (`cfs_rq->rq->cpu`), not necessarily `cpu`.
@@ -206,6 +211,7 @@ pub struct PeltUpdate {
 #[cfg_attr(feature = "serde", derive(Serialize))]
 pub struct CpuFreq {
     pub ts: u64,
+    #[cfg_attr(feature = "serde", serde(serialize_with = "ser_cpu"))]
     pub cpu: u32,
     pub target_cpu: u32,
     pub freq_khz: u64,
@@ -216,6 +222,7 @@ pub struct CpuFreq {
 #[cfg_attr(feature = "serde", derive(Serialize))]
 pub struct Loss {
     pub ts: u64,
+    #[cfg_attr(feature = "serde", serde(serialize_with = "ser_cpu"))]
     pub cpu: u32,
     pub end_ts: u64,
     pub count: u64,
@@ -225,6 +232,7 @@ pub struct Loss {
 #[cfg_attr(feature = "serde", derive(Serialize))]
 pub struct Marker {
     pub ts: u64,
+    #[cfg_attr(feature = "serde", serde(serialize_with = "ser_cpu"))]
     pub cpu: u32,
     #[cfg_attr(feature = "serde", serde(serialize_with = "ser_bytes"))]
     pub text: Vec<u8>,
@@ -300,6 +308,16 @@ impl Record {
             Record::Pelt(r) => r.entity == Entity::Task && r.pid == pid,
             Record::CpuFreq(_) | Record::Loss(_) | Record::Marker(_) => false,
         }
+    }
+}
+
+/// `cpu` in JSON: null for [`CPU_NONE`].
+#[cfg(feature = "serde")]
+fn ser_cpu<S: serde::Serializer>(cpu: &u32, s: S) -> Result<S::Ok, S::Error> {
+    if *cpu == CPU_NONE {
+        s.serialize_none()
+    } else {
+        s.serialize_u32(*cpu)
     }
 }
 
