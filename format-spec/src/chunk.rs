@@ -10,6 +10,8 @@ pub const TRAILER_MAGIC: [u8; 8] = *b"\x89SCHEND\n";
 pub const TRAILER_LEN: usize = 16;
 /// Largest raw (uncompressed) payload a chunk may declare.
 pub const MAX_RAW_LEN: u32 = 1 << 28;
+/// Largest stored payload (room for incompressible data plus zstd's framing).
+pub const MAX_STORED_LEN: u32 = 1 << 29;
 
 /// Payload codecs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,6 +106,12 @@ impl ChunkInfo {
                 info.raw_len
             ));
         }
+        if info.stored_len > MAX_STORED_LEN {
+            return Err(format!(
+                "stored length {} exceeds the {MAX_STORED_LEN}-byte limit",
+                info.stored_len
+            ));
+        }
         if info.count > info.raw_len {
             return Err(format!(
                 "{} records cannot fit {} raw bytes",
@@ -136,6 +144,7 @@ impl ChunkInfo {
 pub struct IndexEntry {
     pub offset: u64,
     pub kind_raw: u16,
+    pub reserved: u16,
     pub cpu: u32,
     pub count: u32,
     pub total_len: u32,
@@ -150,6 +159,7 @@ impl IndexEntry {
         IndexEntry {
             offset: u64at(0),
             kind_raw: u16::from_le_bytes([e[8], e[9]]),
+            reserved: u16::from_le_bytes([e[10], e[11]]),
             cpu: u32at(12),
             count: u32at(16),
             total_len: u32at(20),
@@ -160,6 +170,7 @@ impl IndexEntry {
 
     pub fn matches(&self, c: &ChunkInfo) -> bool {
         self.offset == c.offset
+            && self.reserved == 0
             && self.kind_raw == c.kind_raw
             && self.cpu == c.cpu
             && self.count == c.count

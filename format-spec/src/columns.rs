@@ -73,29 +73,43 @@ impl KeyMap {
     }
 }
 
-/// State of the `KeyedScaled` coding: per key, the last value and the last
-/// value of the column it is scaled by.
-struct RateMap {
-    v: KeyMap,
-    o: KeyMap,
+/// Dense ids of a chunk's key columns: for each key column used by a keyed
+/// coding, each record's key mapped to 0, 1, 2, … in order of first
+/// appearance. Keyed codings then index plain vectors instead of hashing,
+/// and the columns sharing a key (tgid and prio by pid, …) share the work.
+struct KeyIds {
+    ids: Vec<Option<(Vec<u32>, usize)>>,
+    map: KeyMap,
 }
 
-impl RateMap {
+impl KeyIds {
     fn new() -> Self {
-        RateMap {
-            v: KeyMap::new(),
-            o: KeyMap::new(),
+        KeyIds {
+            ids: vec![None; 64],
+            map: KeyMap::new(),
         }
     }
-    #[inline]
-    fn predict(&mut self, key: u64, other: u64) -> u64 {
-        let lv = *self.v.slot(key);
-        scaled(lv, *self.o.slot(key), other)
-    }
-    #[inline]
-    fn store(&mut self, key: u64, v: u64, other: u64) {
-        *self.v.slot(key) = v;
-        *self.o.slot(key) = other;
+    /// The ids of key column `k` (whose values are `keys`), and how many distinct keys.
+    fn get(&mut self, k: u8, keys: &[u64]) -> (&[u32], usize) {
+        if self.ids[k as usize].is_none() {
+            self.map.clear();
+            let mut n = 0u64;
+            let map = &mut self.map;
+            let dense: Vec<u32> = keys
+                .iter()
+                .map(|&key| {
+                    let s = map.slot(key);
+                    if *s == 0 {
+                        n += 1;
+                        *s = n;
+                    }
+                    (*s - 1) as u32
+                })
+                .collect();
+            self.ids[k as usize] = Some((dense, n as usize));
+        }
+        let (ids, n) = self.ids[k as usize].as_ref().expect("just computed");
+        (ids, *n)
     }
 }
 
@@ -199,14 +213,19 @@ fn pelt_flags(p: &PeltAvg) -> u64 {
 
 impl Columns {
     pub fn new(kind: Kind, cpu: u32, present: u64) -> Self {
+        Columns::with_capacity(kind, cpu, present, 0)
+    }
+
+    /// Empty columns with room for `cap` records each.
+    pub fn with_capacity(kind: Kind, cpu: u32, present: u64, cap: usize) -> Self {
         let mut cols = Vec::with_capacity(64);
         for bit in 0..64u8 {
             cols.push(if present & (1 << bit) == 0 {
                 None
             } else if kind.column(bit).map(|c| c.coding) == Some(Coding::Bytes) {
-                Some(ColData::Bytes(Vec::new()))
+                Some(ColData::Bytes(Vec::with_capacity(cap)))
             } else {
-                Some(ColData::U64(Vec::new()))
+                Some(ColData::U64(Vec::with_capacity(cap)))
             });
         }
         Columns {
@@ -239,7 +258,7 @@ impl Columns {
         self.u64s(TS).unwrap_or(&[])
     }
 
-    #[inline]
+    #[inline(always)]
     fn put(&mut self, bit: u8, v: u64) {
         match &mut self.cols[bit as usize] {
             Some(ColData::U64(c)) => c.push(v),
@@ -273,6 +292,7 @@ impl Columns {
 
     /// Appends a record. The caller guarantees `r.kind() == self.kind`,
     /// `r.cpu() == self.cpu` and `r.column_mask() == self.present`.
+    #[inline]
     pub fn push(&mut self, r: &Record) {
         debug_assert_eq!(r.kind(), self.kind);
         debug_assert_eq!(r.column_mask(), self.present);
@@ -375,9 +395,9 @@ impl Columns {
     pub fn encode(&self, ts_min: u64) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.len * 8 + 64);
         let mut col = Vec::with_capacity(self.len * 3);
-        let mut map = KeyMap::new();
+        let mut ids = KeyIds::new();
         for bit in 0..64u8 {
-            if self.encode_column(bit, ts_min, &mut col, &mut map) {
+            if self.encode_column(bit, ts_min, &mut col, &mut ids) {
                 put_uleb(&mut out, col.len() as u64);
                 out.extend_from_slice(&col);
             }
@@ -386,7 +406,7 @@ impl Columns {
     }
 
     /// Encodes column `bit` into `col` (cleared first); false when absent.
-    fn encode_column(&self, bit: u8, ts_min: u64, col: &mut Vec<u8>, map: &mut KeyMap) -> bool {
+    fn encode_column(&self, bit: u8, ts_min: u64, col: &mut Vec<u8>, ids: &mut KeyIds) -> bool {
         {
             let Some(data) = &self.cols[bit as usize] else {
                 return false;
@@ -418,25 +438,30 @@ impl Columns {
                             }
                         }
                         Coding::Keyed(k) => {
-                            map.clear();
-                            for (&v, &key) in vals.iter().zip(dep(k)) {
-                                let last = std::mem::replace(map.slot(key), v);
-                                put_uleb(col, zz(v, last));
+                            let (id, n) = ids.get(k, dep(k));
+                            let mut last = vec![0u64; n];
+                            for (&v, &id) in vals.iter().zip(id) {
+                                let old = std::mem::replace(&mut last[id as usize], v);
+                                put_uleb(col, zz(v, old));
                             }
                         }
                         Coding::KeyedRel(k, o) => {
-                            map.clear();
-                            for ((&v, &key), &other) in vals.iter().zip(dep(k)).zip(dep(o)) {
+                            let (id, n) = ids.get(k, dep(k));
+                            let mut last = vec![0u64; n];
+                            for ((&v, &id), &other) in vals.iter().zip(id).zip(dep(o)) {
                                 let d = v.wrapping_sub(other);
-                                let last = std::mem::replace(map.slot(key), d);
-                                put_uleb(col, zz(d, last));
+                                let old = std::mem::replace(&mut last[id as usize], d);
+                                put_uleb(col, zz(d, old));
                             }
                         }
                         Coding::KeyedScaled(k, o) => {
-                            let mut rate = RateMap::new();
-                            for ((&v, &key), &other) in vals.iter().zip(dep(k)).zip(dep(o)) {
-                                put_uleb(col, zz(v, rate.predict(key, other)));
-                                rate.store(key, v, other);
+                            let (id, n) = ids.get(k, dep(k));
+                            let (mut lv, mut lo) = (vec![0u64; n], vec![0u64; n]);
+                            for ((&v, &id), &other) in vals.iter().zip(id).zip(dep(o)) {
+                                let id = id as usize;
+                                put_uleb(col, zz(v, scaled(lv[id], lo[id], other)));
+                                lv[id] = v;
+                                lo[id] = other;
                             }
                         }
                         Coding::Chain(o) => {
@@ -509,10 +534,7 @@ impl Columns {
         cols.present = present;
         cols.len = count;
         let mut pos = 0usize;
-        let mut map = KeyMap::new();
-        // Per key column: each record's dense key id, and how many distinct
-        // keys; shared by every keyed column that uses that key.
-        let mut ids: Vec<Option<(Vec<u32>, usize)>> = vec![None; 64];
+        let mut ids = KeyIds::new();
         for bit in 0..64u8 {
             if present & (1 << bit) == 0 {
                 continue;
@@ -545,31 +567,6 @@ impl Columns {
                 if count > buf.len() {
                     return Err(err("fewer bytes than records"));
                 }
-                if let Coding::Keyed(k) | Coding::KeyedRel(k, _) | Coding::KeyedScaled(k, _) =
-                    def.coding
-                {
-                    if ids[k as usize].is_none() {
-                        let keys = cols
-                            .u64s(k)
-                            .filter(|d| d.len() == count)
-                            .ok_or_else(|| err("depends on a column that is absent"))?;
-                        map.clear();
-                        let mut n = 0u64;
-                        let dense: Vec<u32> = keys
-                            .iter()
-                            .map(|&key| {
-                                let s = map.slot(key);
-                                if *s == 0 {
-                                    n += 1;
-                                    *s = n;
-                                }
-                                (*s - 1) as u32
-                            })
-                            .collect();
-                        ids[k as usize] = Some((dense, n as usize));
-                    }
-                }
-                let dense = |k: u8| ids[k as usize].as_ref().expect("computed above");
                 // Varints first (tight loop), then the coding's transform in place.
                 let mut vals = Vec::with_capacity(count);
                 p = get_ulebs(buf, count, &mut vals).map_err(err)?;
@@ -590,8 +587,8 @@ impl Columns {
                         }
                     }
                     Coding::Keyed(k) => {
-                        let (id, n) = dense(k);
-                        let mut last = vec![0u64; *n];
+                        let (id, n) = ids.get(k, dep(k)?);
+                        let mut last = vec![0u64; n];
                         for (v, &id) in vals.iter_mut().zip(id) {
                             let s = &mut last[id as usize];
                             *s = un(*v, *s);
@@ -599,8 +596,8 @@ impl Columns {
                         }
                     }
                     Coding::KeyedRel(k, o) => {
-                        let (id, n) = dense(k);
-                        let mut last = vec![0u64; *n];
+                        let (id, n) = ids.get(k, dep(k)?);
+                        let mut last = vec![0u64; n];
                         for ((v, &id), &other) in vals.iter_mut().zip(id).zip(dep(o)?) {
                             let s = &mut last[id as usize];
                             *s = un(*v, *s);
@@ -608,8 +605,8 @@ impl Columns {
                         }
                     }
                     Coding::KeyedScaled(k, o) => {
-                        let (id, n) = dense(k);
-                        let (mut lv, mut lo) = (vec![0u64; *n], vec![0u64; *n]);
+                        let (id, n) = ids.get(k, dep(k)?);
+                        let (mut lv, mut lo) = (vec![0u64; n], vec![0u64; n]);
                         for ((v, &id), &other) in vals.iter_mut().zip(id).zip(dep(o)?) {
                             let id = id as usize;
                             *v = un(*v, scaled(lv[id], lo[id], other));
@@ -805,11 +802,11 @@ impl Columns {
 
 /// Each present column of `cols` encoded alone: (bit, varint bytes).
 pub fn split_payload(cols: &Columns, ts_min: u64) -> Vec<(u8, Vec<u8>)> {
-    let mut map = KeyMap::new();
+    let mut ids = KeyIds::new();
     let mut out = Vec::new();
     for bit in 0..64u8 {
         let mut col = Vec::new();
-        if cols.encode_column(bit, ts_min, &mut col, &mut map) {
+        if cols.encode_column(bit, ts_min, &mut col, &mut ids) {
             out.push((bit, col));
         }
     }

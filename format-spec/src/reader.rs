@@ -313,8 +313,16 @@ impl Reader {
         }
         let columns = Columns::decode(kind, c.cpu, c.present, c.count as usize, c.ts_min, raw)
             .map_err(err)?;
-        if columns.ts().iter().any(|&t| t < c.ts_min || t > c.ts_max) {
-            return Err(err("timestamp outside the chunk's declared range".into()));
+        let ts = columns.ts();
+        let range = match (ts.iter().min(), ts.iter().max()) {
+            (Some(&lo), Some(&hi)) => (lo, hi),
+            _ => (0, 0),
+        };
+        if range != (c.ts_min, c.ts_max) {
+            return Err(err(format!(
+                "timestamps span {}..{}, header says {}..{}",
+                range.0, range.1, c.ts_min, c.ts_max
+            )));
         }
         Ok(Decoded {
             index: i,

@@ -16,7 +16,7 @@ use crate::columns::Columns;
 use crate::error::{Error, Result};
 use crate::meta::{encode_header, Metadata};
 use crate::record::Record;
-use crate::schema::Kind;
+use crate::schema::{sw, Kind};
 
 /// Largest byte string (comm, marker text) a record may carry.
 pub const MAX_STRING_LEN: usize = 1 << 16;
@@ -74,6 +74,8 @@ pub struct Writer {
     tx: Option<SyncSender<Msg>>,
     worker: Option<JoinHandle<Result<()>>>,
     stats: Arc<WriterStats>,
+    /// Switch columns of counter slots the header declares unavailable.
+    forbidden: u64,
 }
 
 impl Writer {
@@ -120,6 +122,11 @@ impl Writer {
             .name("schedrec-writer".into())
             .spawn(move || w.run(rx))
             .map_err(|e| Error::io("writer thread", e))?;
+        let forbidden = (0..4)
+            .filter(|&k| !meta.counters.get(k).is_some_and(|c| c.available))
+            .fold(0u64, |m, k| {
+                m | (0b111u64 << (sw::COUNTERS as usize + 3 * k))
+            });
         Ok(Writer {
             opts,
             open: FxHashMap::default(),
@@ -127,6 +134,7 @@ impl Writer {
             tx: Some(tx),
             worker: Some(worker),
             stats,
+            forbidden,
         })
     }
 
@@ -154,20 +162,25 @@ impl Writer {
         }
         let key = (r.kind(), r.cpu());
         let mask = r.column_mask();
-        let cols = self
-            .open
-            .entry(key)
-            .or_insert_with(|| Columns::new(key.0, key.1, mask));
-        if cols.present != mask && cols.len > 0 {
+        if key.0 == Kind::Switch && mask & self.forbidden != 0 {
+            let slot = (mask & self.forbidden).trailing_zeros() as u8 - sw::COUNTERS;
+            return Err(Error::InvalidRecord(format!(
+                "switch record has counter slot {} but the header declares it unavailable",
+                slot / 3
+            )));
+        }
+        let cap = self.opts.chunk_records;
+        let fresh = || Columns::with_capacity(key.0, key.1, mask, cap);
+        let cols = self.open.entry(key).or_insert_with(fresh);
+        if cols.present != mask {
             // The set of present fields changed: seal and start anew.
-            let full = std::mem::replace(cols, Columns::new(key.0, key.1, mask));
-            self.buffered -= full.heap_bytes().min(self.buffered);
-            self.send(Msg::Chunk(full))?;
+            let full = std::mem::replace(cols, fresh());
+            if full.len > 0 {
+                self.buffered -= full.heap_bytes().min(self.buffered);
+                self.send(Msg::Chunk(full))?;
+            }
         }
         let cols = self.open.get_mut(&key).expect("just inserted");
-        if cols.present != mask {
-            *cols = Columns::new(key.0, key.1, mask);
-        }
         let before = cols.heap_bytes();
         cols.push(r);
         self.buffered += cols.heap_bytes() - before;

@@ -39,6 +39,14 @@ fn meta() -> Metadata {
             },
             CounterInfo {
                 name: "instructions".into(),
+                available: true,
+            },
+            CounterInfo {
+                name: "cache-references".into(),
+                available: true,
+            },
+            CounterInfo {
+                name: "r01c2".into(),
                 available: false,
             },
         ],
@@ -201,7 +209,7 @@ fn switch_full() -> Vec<Record> {
         let c = |k: u64| Counter {
             value: slice * (k + 2) + i,
             enabled: slice,
-            running: if k == 3 { slice / 2 } else { slice },
+            running: if k == 2 { slice / 2 } else { slice },
         };
         let ts = t + i * 150_000;
         out.push(Record::Switch(Switch {
@@ -219,7 +227,7 @@ fn switch_full() -> Vec<Record> {
                 prio: if next == 302 { 100 } else { 120 },
             },
             preempt: i % 3 == 0,
-            counters: [Some(c(0)), Some(c(1)), Some(c(2)), Some(c(3))],
+            counters: [Some(c(0)), Some(c(1)), Some(c(2)), None],
             prev_pelt: Some(avg(100 + i * 13, ts - 1_024 - i, i % 3 == 0)),
             prev_sums: Some(sums(100 + i * 13)),
             next_pelt: Some(avg(200 + i, ts - 4_096, true)),

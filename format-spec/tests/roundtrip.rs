@@ -162,3 +162,22 @@ fn created_files_are_private() {
     let mode = std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
 }
+
+#[test]
+fn counters_declared_unavailable_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = Metadata {
+        counters: vec![CounterInfo {
+            name: "cycles".into(),
+            available: false,
+        }],
+        ..Default::default()
+    };
+    let mut w =
+        Writer::create(dir.path().join("c.sched"), &meta, WriterOptions::default()).unwrap();
+    let mut s = Switch::default();
+    w.push(&Record::Switch(s.clone())).unwrap();
+    s.counters[0] = Some(Counter::default());
+    let e = w.push(&Record::Switch(s)).unwrap_err();
+    assert!(e.to_string().contains("counter slot 0"), "{e}");
+}

@@ -241,6 +241,13 @@ pub fn write(dir: &std::path::Path, records: &[Record], opts: WriterOptions) -> 
     let meta = Metadata {
         kernel_release: "6.18.0-test".into(),
         nr_cpus: 3,
+        counters: COUNTER_SLOTS
+            .iter()
+            .map(|n| CounterInfo {
+                name: n.to_string(),
+                available: true,
+            })
+            .collect(),
         ..Default::default()
     };
     let mut w = Writer::create(&path, &meta, opts).unwrap();
