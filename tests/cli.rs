@@ -293,3 +293,44 @@ fn golden_vectors_dump_as_committed() {
         assert_eq!(got, want, "{name}");
     }
 }
+
+#[test]
+fn full_disk_keeps_what_fit() {
+    // A file-size limit makes writes fail with EFBIG, as a full disk fails
+    // with ENOSPC: the writer must stop with one clear error and leave a
+    // readable file holding everything that fit.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("big.sched");
+    let spec = tmp.path().join("long.toml");
+    let text = std::fs::read_to_string(root().join("fixtures/synth/busy-host.toml")).unwrap();
+    std::fs::write(
+        &spec,
+        text.replace("duration_ms = 2000", "duration_ms = 30000"),
+    )
+    .unwrap();
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "trap '' XFSZ; ulimit -f 256; exec '{}' synth '{}' -o '{}' --chunk-records 1024",
+            env!("CARGO_BIN_EXE_schedrec"),
+            spec.display(),
+            out.display()
+        ))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.starts_with("schedrec: error: "), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("too large") && err.contains("keeps the"),
+        "{err}"
+    );
+    let size = std::fs::metadata(&out).unwrap().len();
+    assert!(size <= 256 * 1024, "{size}");
+    let info = json(&ok(&["info", out.to_str().unwrap(), "--json"]));
+    assert!(info["switches"].as_u64().unwrap() > 1000, "{info}");
+    // Every chunk that is there decodes.
+    let dump = ok(&["dump", out.to_str().unwrap(), "--jsonl"]);
+    assert!(dump.lines().count() > 1000);
+}

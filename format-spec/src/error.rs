@@ -44,7 +44,7 @@ pub enum Error {
     },
     #[error("invalid record: {0}")]
     InvalidRecord(String),
-    #[error("writer failed earlier: {0}")]
+    #[error("{0}")]
     WriterFailed(String),
 }
 

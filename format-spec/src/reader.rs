@@ -158,7 +158,7 @@ impl Reader {
         let index_offset = u64::from_le_bytes(buf[len - 16..len - 8].try_into().unwrap());
         let io = usize::try_from(index_offset)
             .ok()
-            .filter(|&o| o >= start && o + 12 <= len - TRAILER_LEN)
+            .filter(|&o| o >= start && o.checked_add(12).is_some_and(|e| e <= len - TRAILER_LEN))
             .ok_or_else(|| damaged(format!("index offset {index_offset} out of range")))?;
         if buf[io..io + 4] != INDEX_MAGIC {
             return Err(damaged(format!("no index at offset {io}")));

@@ -309,11 +309,14 @@ impl Worker {
                     }
                 }
                 Msg::Flush(ack) => {
+                    if self.failed.is_none() {
+                        if let Err(e) = self.sync() {
+                            self.fail(e);
+                        }
+                    }
                     let r = match &self.failed {
                         Some(e) => Err(Error::WriterFailed(e.clone())),
-                        None => self
-                            .sync()
-                            .inspect_err(|e| self.failed = Some(e.to_string())),
+                        None => Ok(()),
                     };
                     let _ = ack.send(r);
                 }
@@ -352,7 +355,10 @@ impl Worker {
     /// complete chunk and try to close it with a footer, so everything that
     /// fit stays readable. Later chunks are dropped and the error reported.
     fn fail(&mut self, e: Error) {
-        self.failed = Some(e.to_string());
+        let kept: u64 = self.chunks.iter().map(|c| c.count as u64).sum();
+        self.failed = Some(format!(
+            "{e}; the file keeps the {kept} records written before the failure"
+        ));
         let file = &self.out;
         let _ = file.set_len(self.good);
         let mut f = match file.try_clone() {

@@ -243,3 +243,22 @@ fn garbage_payloads_with_valid_checksums_never_panic() {
         schedrec_format::fuzz::decode_sealed(&data);
     }
 }
+
+#[test]
+fn fuzzer_findings_stay_fixed() {
+    // Inputs that once crashed the fuzz targets (format-spec/fuzz/regressions).
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        let data = std::fs::read(&p).unwrap();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("sealed-") {
+            schedrec_format::fuzz::decode_sealed(&data);
+        } else {
+            schedrec_format::fuzz::read_file(&data);
+        }
+        n += 1;
+    }
+    assert!(n > 0, "no regression inputs in {}", dir.display());
+}
