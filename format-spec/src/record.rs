@@ -120,6 +120,17 @@ impl TaskEvent {
             TaskEvent::Other(v) => v,
         }
     }
+    /// The name used in JSON and text output ("other(N)" for unknown values).
+    pub fn name(self) -> String {
+        match self {
+            TaskEvent::Seen => "seen".into(),
+            TaskEvent::Fork => "fork".into(),
+            TaskEvent::Exec => "exec".into(),
+            TaskEvent::Rename => "rename".into(),
+            TaskEvent::Exit => "exit".into(),
+            TaskEvent::Other(v) => format!("other({v})"),
+        }
+    }
     pub fn from_u64(v: u64) -> Self {
         match v {
             0 => TaskEvent::Seen,
@@ -179,6 +190,15 @@ impl Entity {
             Entity::CfsRq => 1,
             Entity::GroupSe => 2,
             Entity::Other(v) => v,
+        }
+    }
+    /// The name used in JSON and text output ("other(N)" for unknown values).
+    pub fn name(self) -> String {
+        match self {
+            Entity::Task => "task".into(),
+            Entity::CfsRq => "cfs_rq".into(),
+            Entity::GroupSe => "group_se".into(),
+            Entity::Other(v) => format!("other({v})"),
         }
     }
     pub fn from_u64(v: u64) -> Self {

@@ -96,7 +96,7 @@ pub struct ColumnSize {
     pub values: u64,
     /// Encoded (varint) bytes.
     pub raw_bytes: u64,
-    /// The column compressed alone with zstd level 3 (the chunk compresses
+    /// The column compressed alone with zstd level 1 (the chunk compresses
     /// all columns together, so this is an estimate of its share).
     pub zstd_bytes: u64,
 }
@@ -111,7 +111,7 @@ pub fn column_sizes(reader: &Reader) -> Result<Vec<ColumnSize>> {
         let d = reader.decode(i)?;
         for col in crate::columns::split_payload(&d.columns, c.ts_min) {
             let (bit, bytes) = col;
-            let z = zstd::bulk::compress(&bytes, 3)
+            let z = zstd::bulk::compress(&bytes, 1)
                 .map(|z| z.len())
                 .unwrap_or(bytes.len());
             let e = out.entry((kind, bit)).or_insert_with(|| ColumnSize {

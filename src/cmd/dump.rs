@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 
-use schedrec_format::{Filter, Kind, Reader, Record, TaskEvent, CPU_NONE};
+use schedrec_format::{Filter, Kind, Reader, Record, CPU_NONE};
 
 use crate::out::{secs, CliResult};
 
@@ -164,16 +164,15 @@ fn text(r: &Record, comms: &HashMap<u32, String>) -> String {
                 .unwrap_or_default()
         ),
         Record::Task(t) => format!(
-            "{} {:?} pid={} tgid={} ppid={} prio={} policy={}",
+            "{} {} pid={} tgid={} ppid={} prio={} policy={}",
             String::from_utf8_lossy(&t.comm),
-            t.event,
+            t.event.name(),
             t.pid,
             t.tgid,
             t.ppid,
             t.prio,
             t.policy
-        )
-        .replace(&format!(" {:?} ", TaskEvent::Other(0)), " other "),
+        ),
         Record::Migrate(m) => format!(
             "{} cpu{} -> cpu{}",
             name(m.pid, comms),
@@ -181,8 +180,8 @@ fn text(r: &Record, comms: &HashMap<u32, String>) -> String {
             m.dest_cpu
         ),
         Record::Pelt(p) => format!(
-            "{:?} rq_cpu={} pid={} util={} load={} runnable={} util_est={} lut={}",
-            p.entity,
+            "{} rq_cpu={} pid={} util={} load={} runnable={} util_est={} lut={}",
+            p.entity.name(),
             p.rq_cpu,
             p.pid,
             p.avg.util_avg,

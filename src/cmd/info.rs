@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use schedrec_format::{Reader, Summary};
+use schedrec_format::{HzSource, PeltMode, Reader, Summary};
 use serde_json::json;
 
 use crate::out::{human_bytes, secs, CliResult};
@@ -88,7 +88,13 @@ pub fn run(file: &Path, json: bool, columns: bool) -> CliResult {
         }
     );
     let hz = if m.hz > 0 {
-        format!("{} ({:?})", m.hz, m.hz_source)
+        let src = match m.hz_source {
+            HzSource::Unknown => "source unknown",
+            HzSource::KernelConfig => "from the kernel config",
+            HzSource::Inferred => "inferred",
+            HzSource::Given => "given",
+        };
+        format!("{} ({src})", m.hz)
     } else {
         "unknown".into()
     };
@@ -113,7 +119,12 @@ pub fn run(file: &Path, json: bool, columns: bool) -> CliResult {
             format!(" (unavailable: {})", names(&off))
         }
     );
-    println!("pelt:          {:?}", m.pelt);
+    let pelt = match m.pelt {
+        PeltMode::Off => "off",
+        PeltMode::Switch => "switch (the leaving task's averages at each switch)",
+        PeltMode::Full => "full (complete sched_avg of prev and next, PELT update streams)",
+    };
+    println!("pelt:          {pelt}");
     let recs: Vec<String> = s.records.iter().map(|(k, n)| format!("{k} {n}")).collect();
     println!(
         "records:       {}",

@@ -21,7 +21,7 @@ pub struct Args {
     #[arg(long, default_value = "zstd", value_parser = ["zstd", "none"])]
     codec: String,
     /// zstd compression level (1..=22).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=22))]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=22))]
     zstd_level: i32,
     /// Records per chunk.
     #[arg(long, default_value_t = 16384, value_parser = clap::value_parser!(u32).range(1..=1048576))]
