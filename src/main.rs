@@ -40,6 +40,10 @@ enum Cmd {
     },
     /// Print records in time order, as text or one JSON object per line.
     Dump(cmd::dump::Args),
+    /// Record every context switch with eBPF (root): counters, PELT, wakeups, tasks.
+    Record(cmd::record::Args),
+    /// Run a built-in workload with known behaviour.
+    Workload(cmd::workload::Args),
     /// Generate a deterministic synthetic trace from a workload description (TOML).
     Synth(cmd::synth::Args),
     /// Benchmarks that print their figures side by side.
@@ -59,6 +63,13 @@ fn main() -> ExitCode {
         } => cmd::info::run(&file, json, columns),
         Cmd::Dump(a) => cmd::dump::run(a),
         Cmd::Synth(a) => cmd::synth::run(a),
+        Cmd::Workload(a) => cmd::workload::run_cmd(a),
+        Cmd::Record(a) => match cmd::record::run(a) {
+            Ok(0) => Ok(()),
+            // The recorded command's exit code, as `perf record` does.
+            Ok(code) => return ExitCode::from(code.clamp(1, 255) as u8),
+            Err(e) => Err(e),
+        },
         Cmd::Bench { what } => cmd::bench::run(what),
     };
     match r {

@@ -64,7 +64,8 @@ pub fn run(a: Args) -> CliResult {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut comms: HashMap<u32, String> = HashMap::new();
-    // Names come from task records, which may be filtered out: learn them first.
+    // Names come from task records, which may be filtered out: learn them
+    // first (the latest name of each pid: threads rename themselves).
     if !a.jsonl {
         let tasks = Filter {
             kinds: Some(vec![Kind::Task]),
@@ -72,9 +73,7 @@ pub fn run(a: Args) -> CliResult {
         };
         for rec in r.records(tasks) {
             if let Record::Task(t) = rec? {
-                comms
-                    .entry(t.pid)
-                    .or_insert_with(|| String::from_utf8_lossy(&t.comm).into_owned());
+                comms.insert(t.pid, String::from_utf8_lossy(&t.comm).into_owned());
             }
         }
     }
@@ -94,20 +93,30 @@ pub fn run(a: Args) -> CliResult {
     Ok(())
 }
 
+/// `prev_state` as `ps` shows it: the lowest state bit's letter (the raw
+/// value also carries flags such as TASK_FREEZABLE), R+ for a preemption.
 fn state(s: u32, preempt: bool) -> String {
-    match s {
-        0 if preempt => "R+".into(),
-        0 => "R".into(),
-        1 => "S".into(),
-        2 => "D".into(),
-        4 => "T".into(),
-        8 => "t".into(),
-        0x10 => "X".into(),
-        0x20 => "Z".into(),
-        0x80 => "dead".into(),
-        0x402 => "I".into(),
-        s => format!("{s:#x}"),
+    if s == 0 {
+        return if preempt { "R+".into() } else { "R".into() };
     }
+    if s & 0x402 == 0x402 {
+        return "I".into();
+    }
+    for (bit, c) in [
+        (0x1, "S"),
+        (0x2, "D"),
+        (0x4, "T"),
+        (0x8, "t"),
+        (0x10, "X"),
+        (0x20, "Z"),
+        (0x40, "P"),
+        (0x80, "X"),
+    ] {
+        if s & bit != 0 {
+            return c.into();
+        }
+    }
+    format!("{s:#x}")
 }
 
 fn name(pid: u32, comms: &HashMap<u32, String>) -> String {
@@ -146,7 +155,7 @@ fn text(r: &Record, comms: &HashMap<u32, String>) -> String {
                     p.util_avg,
                     p.load_avg,
                     p.runnable_avg,
-                    p.util_est,
+                    p.util_est & 0x7fff_ffff,
                     p.last_update_time,
                     if p.on_rq { " on_rq" } else { "" },
                     if p.sched_delayed { " delayed" } else { "" }

@@ -1,4 +1,6 @@
 pub mod bench;
 pub mod dump;
 pub mod info;
+pub mod record;
 pub mod synth;
+pub mod workload;

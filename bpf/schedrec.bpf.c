@@ -1,0 +1,501 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+/*
+ * schedrec's kernel side: one record per context switch (with per-slice
+ * counter deltas and the leaving task's PELT state), wakeups, migrations,
+ * task metadata on first sight and on fork/exec/exit, and in --pelt full
+ * mode the kernel's PELT update streams. Records go to one ring buffer,
+ * submitted without waking the reader until enough data is pending.
+ *
+ * Only tp_btf and raw_tp programs: kprobes and fentry are not available on
+ * every host (lockdown, CONFIG_KPROBES=n), and tracefs may not be mounted.
+ */
+#include "vmlinux_min.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "schedrec.h"
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
+
+/* Set by the recorder before load (read-only afterwards). */
+const volatile u32 pelt_mode = 1;      /* 0 off, 1 switch, 2 full */
+const volatile u32 ctr_mask = 0;       /* counter slots with an open perf event */
+const volatile u64 wakeup_bytes = 256 << 10;
+const volatile u32 filter_tasks = 0;   /* only tasks whose tgid is in `tracked` */
+const volatile u32 filter_cpus = 0;    /* only CPUs set in `cpu_mask` */
+const volatile u64 cpu_mask[16] = {};  /* up to 1024 CPUs */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 << 20);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct sr_cpu);
+} cpu_state SEC(".maps");
+
+/* Tasks whose metadata was already emitted (pid -> 1). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1 << 16);
+	__type(key, u32);
+	__type(value, u32);
+} seen SEC(".maps");
+
+/* tgids to record when filter_tasks is set (the recorder seeds it; forks add children). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1 << 14);
+	__type(key, u32);
+	__type(value, u32);
+} tracked SEC(".maps");
+
+/* One perf event per CPU for each counter slot, opened by the recorder. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, sizeof(u32));
+	__uint(value_size, sizeof(u32));
+} ctr0 SEC(".maps"), ctr1 SEC(".maps"), ctr2 SEC(".maps"), ctr3 SEC(".maps");
+
+static __always_inline struct sr_cpu *state(void)
+{
+	u32 zero = 0;
+	return bpf_map_lookup_elem(&cpu_state, &zero);
+}
+
+static __always_inline bool cpu_selected(u32 cpu)
+{
+	if (!filter_cpus)
+		return true;
+	if (cpu >= 1024)
+		return false;
+	return (cpu_mask[cpu / 64 & 15] >> (cpu % 64)) & 1;
+}
+
+static __always_inline bool task_selected(struct task_struct *p)
+{
+	if (!filter_tasks)
+		return true;
+	u32 tgid = BPF_CORE_READ(p, tgid);
+	return bpf_map_lookup_elem(&tracked, &tgid) != 0;
+}
+
+static __always_inline void *reserve(struct sr_cpu *st, u64 size, u64 ts)
+{
+	void *e = bpf_ringbuf_reserve(&events, size, 0);
+	if (!e && st) {
+		__sync_fetch_and_add(&st->lost, 1);
+		st->lost_last_ts = ts;
+	}
+	return e;
+}
+
+static __always_inline void submit(void *e)
+{
+	u64 pending = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	/* Wake the reader only when enough is pending: a wake-up per record
+	 * makes the reader's own switches dominate what is recorded. */
+	bpf_ringbuf_submit(e, pending >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+}
+
+static __always_inline void hdr(struct sr_hdr *h, u64 ts, u32 cpu, u16 type, u16 flags)
+{
+	h->ts = ts;
+	h->cpu = cpu;
+	h->type = type;
+	h->flags = flags;
+}
+
+static __always_inline void read_avg(struct task_struct *p, struct sr_avg *a)
+{
+	struct sched_entity *se = &p->se;
+
+	a->runnable_avg = BPF_CORE_READ(p, se.avg.runnable_avg);
+	a->util_avg = BPF_CORE_READ(p, se.avg.util_avg);
+	a->load_avg = BPF_CORE_READ(p, se.avg.load_avg);
+	a->last_update_time = BPF_CORE_READ(p, se.avg.last_update_time);
+	if (bpf_core_field_size(p->se.avg.util_est) == sizeof(unsigned int)) {
+		a->util_est = BPF_CORE_READ(p, se.avg.util_est);
+	} else {
+		struct sched_avg___pre68 *old = (void *)&se->avg;
+		a->util_est = BPF_CORE_READ(old, util_est.ewma);
+	}
+	a->flags = 0;
+	if (BPF_CORE_READ_BITFIELD_PROBED(se, on_rq))
+		a->flags |= SR_PELT_ON_RQ;
+	if (bpf_core_field_exists(se->sched_delayed) && BPF_CORE_READ_BITFIELD_PROBED(se, sched_delayed))
+		a->flags |= SR_PELT_DELAYED;
+}
+
+static __always_inline void read_sums(struct sched_avg *avg, struct sr_sums *s)
+{
+	s->load_sum = BPF_CORE_READ(avg, load_sum);
+	s->runnable_sum = BPF_CORE_READ(avg, runnable_sum);
+	s->util_sum = BPF_CORE_READ(avg, util_sum);
+	s->period_contrib = BPF_CORE_READ(avg, period_contrib);
+	s->pad = 0;
+}
+
+static __always_inline void emit_task(struct task_struct *p, u32 event, u64 ts, u32 cpu, struct sr_cpu *st)
+{
+	struct sr_task *e = reserve(st, sizeof(*e), ts);
+	if (!e)
+		return;
+	hdr(&e->h, ts, cpu, SR_EV_TASK, 0);
+	e->pid = BPF_CORE_READ(p, pid);
+	e->tgid = BPF_CORE_READ(p, tgid);
+	e->ppid = BPF_CORE_READ(p, real_parent, tgid);
+	e->prio = BPF_CORE_READ(p, prio);
+	e->policy = BPF_CORE_READ(p, policy);
+	e->event = event;
+	BPF_CORE_READ_STR_INTO(&e->comm, p, comm);
+	submit(e);
+}
+
+/* Task metadata the first time a task is seen: never a comm per switch. */
+static __always_inline void note_task(struct task_struct *p, u64 ts, u32 cpu, struct sr_cpu *st)
+{
+	u32 pid = BPF_CORE_READ(p, pid);
+	u32 one = 1;
+
+	if (pid == 0 || bpf_map_lookup_elem(&seen, &pid))
+		return;
+	if (bpf_map_update_elem(&seen, &pid, &one, BPF_NOEXIST) == 0)
+		emit_task(p, SR_TASK_SEEN, ts, cpu, st);
+}
+
+#define READ_CTR(k, map)                                                            \
+	if (ctr_mask & (1 << k)) {                                                      \
+		struct bpf_perf_event_value v = {};                                         \
+		if (bpf_perf_event_read_value(&map, BPF_F_CURRENT_CPU, &v, sizeof(v)) == 0) { \
+			if (st->last[k].enabled) {                                          \
+				out[k].value = v.counter - st->last[k].counter;             \
+				out[k].enabled = v.enabled - st->last[k].enabled;           \
+				out[k].running = v.running - st->last[k].running;           \
+			}                                                                   \
+			st->last[k] = v;                                                    \
+		}                                                                           \
+	}
+
+static __always_inline void read_counters(struct sr_cpu *st, struct sr_counter *out)
+{
+	READ_CTR(0, ctr0);
+	READ_CTR(1, ctr1);
+	READ_CTR(2, ctr2);
+	READ_CTR(3, ctr3);
+}
+
+static __always_inline int handle_switch(bool preempt, struct task_struct *prev,
+					 struct task_struct *next, unsigned int prev_state)
+{
+	u32 cpu = bpf_get_smp_processor_id();
+	u64 ts = bpf_ktime_get_ns();
+	struct sr_cpu *st;
+	struct sr_switch *e;
+
+	if (!cpu_selected(cpu))
+		return 0;
+	st = state();
+	if (!st)
+		return 0;
+	/* Always advance the counters, so that a filtered or lost record does
+	 * not merge two slices into the next one. */
+	struct sr_counter ctr[SR_COUNTERS] = {};
+	read_counters(st, ctr);
+	if (filter_tasks && !task_selected(prev) && !task_selected(next))
+		return 0;
+	note_task(prev, ts, cpu, st);
+	note_task(next, ts, cpu, st);
+
+	if (pelt_mode == 2)
+		e = reserve(st, sizeof(struct sr_switch_full), ts);
+	else
+		e = reserve(st, sizeof(struct sr_switch), ts);
+	if (!e)
+		return 0;
+	hdr(&e->h, ts, cpu, pelt_mode == 2 ? SR_EV_SWITCH_FULL : SR_EV_SWITCH,
+	    preempt ? SR_F_PREEMPT : 0);
+	e->prev_pid = BPF_CORE_READ(prev, pid);
+	e->prev_tgid = BPF_CORE_READ(prev, tgid);
+	e->prev_prio = BPF_CORE_READ(prev, prio);
+	e->next_pid = BPF_CORE_READ(next, pid);
+	e->next_tgid = BPF_CORE_READ(next, tgid);
+	e->next_prio = BPF_CORE_READ(next, prio);
+	e->prev_state = prev_state;
+	e->pad = 0;
+	__builtin_memcpy(e->ctr, ctr, sizeof(ctr));
+	if (pelt_mode) {
+		read_avg(prev, &e->prev);
+	} else {
+		__builtin_memset(&e->prev, 0, sizeof(e->prev));
+	}
+	if (pelt_mode == 2) {
+		struct sr_switch_full *f = (void *)e;
+		read_sums(&prev->se.avg, &f->prev_sums);
+		read_avg(next, &f->next);
+		read_sums(&next->se.avg, &f->next_sums);
+	}
+	submit(e);
+	return 0;
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(switch_btf, bool preempt, struct task_struct *prev, struct task_struct *next,
+	     unsigned int prev_state)
+{
+	return handle_switch(preempt, prev, next, prev_state);
+}
+
+SEC("raw_tp/sched_switch")
+int BPF_PROG(switch_raw, bool preempt, struct task_struct *prev, struct task_struct *next,
+	     unsigned int prev_state)
+{
+	return handle_switch(preempt, prev, next, prev_state);
+}
+
+/* The CPU of a task's run-queue: task->se.cfs_rq->rq->cpu (the per-CPU
+ * `runqueues` symbol does not resolve on every kernel). */
+static __always_inline u32 task_rq_cpu(struct task_struct *p, u32 fallback)
+{
+	if (!bpf_core_field_exists(((struct cfs_rq *)0)->rq))
+		return fallback;
+	return BPF_CORE_READ(p, se.cfs_rq, rq, cpu);
+}
+
+static __always_inline int handle_wakeup(struct task_struct *p, u16 flags)
+{
+	u32 cpu = bpf_get_smp_processor_id();
+	u64 ts = bpf_ktime_get_ns();
+	struct sr_cpu *st = state();
+	struct sr_wakeup *e;
+	u32 target = task_rq_cpu(p, cpu);
+
+	if (!cpu_selected(target) || !task_selected(p))
+		return 0;
+	note_task(p, ts, cpu, st);
+	if (pelt_mode == 2)
+		e = reserve(st, sizeof(struct sr_wakeup_full), ts);
+	else
+		e = reserve(st, sizeof(struct sr_wakeup), ts);
+	if (!e)
+		return 0;
+	hdr(&e->h, ts, cpu, pelt_mode == 2 ? SR_EV_WAKEUP_FULL : SR_EV_WAKEUP, flags);
+	e->pid = BPF_CORE_READ(p, pid);
+	e->target_cpu = target;
+	if (pelt_mode)
+		read_avg(p, &e->avg);
+	else
+		__builtin_memset(&e->avg, 0, sizeof(e->avg));
+	if (pelt_mode == 2)
+		read_sums(&p->se.avg, &((struct sr_wakeup_full *)e)->sums);
+	submit(e);
+	return 0;
+}
+
+SEC("raw_tp/sched_wakeup")
+int BPF_PROG(wakeup, struct task_struct *p)
+{
+	return handle_wakeup(p, 0);
+}
+
+SEC("raw_tp/sched_wakeup_new")
+int BPF_PROG(wakeup_new, struct task_struct *p)
+{
+	return handle_wakeup(p, SR_F_NEW);
+}
+
+SEC("raw_tp/sched_migrate_task")
+int BPF_PROG(migrate, struct task_struct *p, int dest_cpu)
+{
+	u32 cpu = bpf_get_smp_processor_id();
+	u64 ts = bpf_ktime_get_ns();
+	struct sr_cpu *st = state();
+	struct sr_migrate *e;
+	u32 orig = task_rq_cpu(p, cpu);
+
+	if ((!cpu_selected(orig) && !cpu_selected(dest_cpu)) || !task_selected(p))
+		return 0;
+	e = reserve(st, sizeof(*e), ts);
+	if (!e)
+		return 0;
+	hdr(&e->h, ts, cpu, SR_EV_MIGRATE, 0);
+	e->pid = BPF_CORE_READ(p, pid);
+	e->orig_cpu = orig;
+	e->dest_cpu = dest_cpu;
+	e->pad = 0;
+	submit(e);
+	return 0;
+}
+
+SEC("raw_tp/sched_process_fork")
+int BPF_PROG(proc_fork, struct task_struct *parent, struct task_struct *child)
+{
+	u32 cpu = bpf_get_smp_processor_id();
+	u64 ts = bpf_ktime_get_ns();
+	u32 pid = BPF_CORE_READ(child, pid);
+	u32 one = 1;
+
+	if (filter_tasks) {
+		u32 ptgid = BPF_CORE_READ(parent, tgid);
+		u32 ctgid = BPF_CORE_READ(child, tgid);
+		if (!bpf_map_lookup_elem(&tracked, &ptgid))
+			return 0;
+		bpf_map_update_elem(&tracked, &ctgid, &one, BPF_ANY);
+	}
+	bpf_map_update_elem(&seen, &pid, &one, BPF_ANY);
+	emit_task(child, SR_TASK_FORK, ts, cpu, state());
+	return 0;
+}
+
+SEC("raw_tp/sched_process_exec")
+int BPF_PROG(proc_exec, struct task_struct *p)
+{
+	u32 pid = BPF_CORE_READ(p, pid);
+	u32 one = 1;
+
+	if (!task_selected(p))
+		return 0;
+	bpf_map_update_elem(&seen, &pid, &one, BPF_ANY);
+	emit_task(p, SR_TASK_EXEC, bpf_ktime_get_ns(), bpf_get_smp_processor_id(), state());
+	return 0;
+}
+
+SEC("raw_tp/sched_process_exit")
+int BPF_PROG(proc_exit, struct task_struct *p)
+{
+	if (!task_selected(p))
+		return 0;
+	/* The pid stays in `seen`: a task reusing it arrives through fork,
+	 * which writes its metadata anew. */
+	emit_task(p, SR_TASK_EXIT, bpf_ktime_get_ns(), bpf_get_smp_processor_id(), state());
+	return 0;
+}
+
+/* prctl(PR_SET_NAME), pthread_setname_np: the new comm, before it is set. */
+SEC("raw_tp/task_rename")
+int BPF_PROG(task_rename, struct task_struct *p, const char *comm)
+{
+	u64 ts = bpf_ktime_get_ns();
+	u32 cpu = bpf_get_smp_processor_id();
+	u32 pid = BPF_CORE_READ(p, pid);
+	u32 one = 1;
+	struct sr_task *e;
+
+	if (!task_selected(p))
+		return 0;
+	bpf_map_update_elem(&seen, &pid, &one, BPF_ANY);
+	e = reserve(state(), sizeof(*e), ts);
+	if (!e)
+		return 0;
+	hdr(&e->h, ts, cpu, SR_EV_TASK, 0);
+	e->pid = pid;
+	e->tgid = BPF_CORE_READ(p, tgid);
+	e->ppid = BPF_CORE_READ(p, real_parent, tgid);
+	e->prio = BPF_CORE_READ(p, prio);
+	e->policy = BPF_CORE_READ(p, policy);
+	e->event = SR_TASK_RENAME;
+	bpf_probe_read_kernel_str(e->comm, sizeof(e->comm), comm);
+	submit(e);
+	return 0;
+}
+
+/* --pelt full: every PELT update that crossed a period boundary. */
+SEC("raw_tp/pelt_se_tp")
+int BPF_PROG(pelt_se, struct sched_entity *se)
+{
+	u32 cpu = bpf_get_smp_processor_id();
+	u64 ts = bpf_ktime_get_ns();
+	struct sr_cpu *st = state();
+	struct sr_pelt *e;
+	struct task_struct *p = 0;
+	u32 rq_cpu = BPF_CORE_READ(se, cfs_rq, rq, cpu);
+
+	if (!cpu_selected(rq_cpu))
+		return 0;
+	if (!bpf_core_field_exists(se->my_q) || !BPF_CORE_READ(se, my_q)) {
+		p = (void *)se - bpf_core_field_offset(struct task_struct, se);
+		if (!task_selected(p))
+			return 0;
+	} else if (filter_tasks) {
+		return 0;
+	}
+	e = reserve(st, sizeof(*e), ts);
+	if (!e)
+		return 0;
+	hdr(&e->h, ts, cpu, SR_EV_PELT, 0);
+	e->rq_cpu = rq_cpu;
+	e->pad = 0;
+	if (p) {
+		e->entity = SR_ENT_TASK;
+		e->pid = BPF_CORE_READ(p, pid);
+		read_avg(p, &e->avg);
+	} else {
+		e->entity = SR_ENT_GROUP_SE;
+		e->pid = 0;
+		e->avg.runnable_avg = BPF_CORE_READ(se, avg.runnable_avg);
+		e->avg.util_avg = BPF_CORE_READ(se, avg.util_avg);
+		e->avg.load_avg = BPF_CORE_READ(se, avg.load_avg);
+		e->avg.last_update_time = BPF_CORE_READ(se, avg.last_update_time);
+		e->avg.util_est = 0;
+		e->avg.flags = BPF_CORE_READ_BITFIELD_PROBED(se, on_rq) ? SR_PELT_ON_RQ : 0;
+	}
+	read_sums(&se->avg, &e->sums);
+	submit(e);
+	return 0;
+}
+
+SEC("raw_tp/pelt_cfs_tp")
+int BPF_PROG(pelt_cfs, struct cfs_rq *cfs_rq)
+{
+	u32 cpu = bpf_get_smp_processor_id();
+	u64 ts = bpf_ktime_get_ns();
+	struct sr_cpu *st = state();
+	struct sr_pelt *e;
+	struct rq *rq = BPF_CORE_READ(cfs_rq, rq);
+	u32 rq_cpu = BPF_CORE_READ(rq, cpu);
+
+	/* Only the CPU's root cfs_rq (rq->cfs), not every group's. */
+	if ((void *)cfs_rq != (void *)rq + bpf_core_field_offset(struct rq, cfs))
+		return 0;
+	if (!cpu_selected(rq_cpu) || filter_tasks)
+		return 0;
+	e = reserve(st, sizeof(*e), ts);
+	if (!e)
+		return 0;
+	hdr(&e->h, ts, cpu, SR_EV_PELT, 0);
+	e->entity = SR_ENT_CFS_RQ;
+	e->rq_cpu = rq_cpu;
+	e->pid = 0;
+	e->pad = 0;
+	e->avg.runnable_avg = BPF_CORE_READ(cfs_rq, avg.runnable_avg);
+	e->avg.util_avg = BPF_CORE_READ(cfs_rq, avg.util_avg);
+	e->avg.load_avg = BPF_CORE_READ(cfs_rq, avg.load_avg);
+	e->avg.last_update_time = BPF_CORE_READ(cfs_rq, avg.last_update_time);
+	e->avg.util_est = BPF_CORE_READ(cfs_rq, avg.util_est);
+	e->avg.flags = 0;
+	read_sums(&cfs_rq->avg, &e->sums);
+	submit(e);
+	return 0;
+}
+
+SEC("raw_tp/cpu_frequency")
+int BPF_PROG(cpu_frequency, unsigned int frequency, unsigned int cpu_id)
+{
+	u32 cpu = bpf_get_smp_processor_id();
+	u64 ts = bpf_ktime_get_ns();
+	struct sr_freq *e;
+
+	if (!cpu_selected(cpu_id))
+		return 0;
+	e = reserve(state(), sizeof(*e), ts);
+	if (!e)
+		return 0;
+	hdr(&e->h, ts, cpu, SR_EV_FREQ, 0);
+	e->target_cpu = cpu_id;
+	e->freq_khz = frequency;
+	submit(e);
+	return 0;
+}

@@ -1,0 +1,376 @@
+//! Real recordings (root, BPF, BTF): what `schedrec record` writes must
+//! agree with what the kernel and the workloads report. Without privileges
+//! these tests say so on stderr and skip.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use schedrec_format::{Filter, Kind, Reader, Record, TaskEvent};
+
+fn exe() -> &'static str {
+    env!("CARGO_BIN_EXE_schedrec")
+}
+
+/// Recordings run one at a time: they see the whole machine, and a
+/// pingpong in one test would disturb the periodic task of another.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Whether this test can record; says why not, loudly, when it cannot.
+fn can_record(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED {test}: recording needs root (CAP_BPF + CAP_PERFMON); CI runs as root");
+        return false;
+    }
+    if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+        eprintln!("SKIPPED {test}: this kernel has no BTF (/sys/kernel/btf/vmlinux)");
+        return false;
+    }
+    true
+}
+
+fn record(out: &Path, args: &[&str]) -> std::process::Output {
+    let o = Command::new(exe())
+        .arg("record")
+        .arg("-q")
+        .arg("-o")
+        .arg(out)
+        .args(args)
+        .output()
+        .expect("run schedrec record");
+    assert!(
+        o.status.success(),
+        "schedrec record {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+fn records(path: &Path) -> Vec<Record> {
+    let r = Reader::open(path).unwrap();
+    assert!(r.is_complete(), "{:?}", r.recovery());
+    r.records(Filter::default()).map(|x| x.unwrap()).collect()
+}
+
+/// The pid of the (last) thread named `comm`.
+fn pid_of(recs: &[Record], comm: &str) -> u32 {
+    recs.iter()
+        .rev()
+        .find_map(|r| match r {
+            Record::Task(t) if t.comm == comm.as_bytes() => Some(t.pid),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no task named {comm} in the trace"))
+}
+
+#[test]
+fn periodic_task_is_recorded_with_its_duty_cycle_and_pelt() {
+    if !can_record("periodic_task_is_recorded_with_its_duty_cycle_and_pelt") {
+        return;
+    }
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("p.sched");
+    record(
+        &out,
+        &[
+            "--duration",
+            "3",
+            "--workload",
+            "periodic --period-ms 16 --duty 0.5 --cpu 0",
+        ],
+    );
+    let recs = records(&out);
+    let pid = pid_of(&recs, "periodic");
+    // From its first sleep on: the thread pins itself when it starts.
+    let mine: Vec<&schedrec_format::Switch> = recs
+        .iter()
+        .filter_map(|r| match r {
+            Record::Switch(s) if s.prev.pid == pid || s.next.pid == pid => Some(s),
+            _ => None,
+        })
+        .skip_while(|s| !(s.prev.pid == pid && s.prev_state != 0))
+        .skip(1)
+        .collect();
+    // ~187 periods in 3 s, each a switch in and a switch out, all on CPU 0.
+    assert!(
+        mine.len() >= 2 * 170,
+        "only {} switches of the workload",
+        mine.len()
+    );
+    assert!(
+        mine.iter().all(|s| s.cpu == 0),
+        "the pinned task ran elsewhere"
+    );
+    // Duty cycle from the trace alone.
+    let (mut run, mut since, mut first, mut last) = (0u64, None, None, 0u64);
+    for s in &mine {
+        if s.next.pid == pid {
+            since = Some(s.ts);
+            first.get_or_insert(s.ts);
+        } else if let Some(t) = since.take() {
+            run += s.ts - t;
+            last = s.ts;
+        }
+    }
+    let duty = run as f64 / (last - first.unwrap()) as f64;
+    assert!((duty - 0.5).abs() <= 0.05, "duty from the trace: {duty:.3}");
+    // The kernel's util_avg at switch-out, after the first 0.5 s, stays in
+    // PELT's envelope for 16 ms / 50 % (469..554, pelt-reference.md §7) ± 30.
+    let t0 = first.unwrap() + 500_000_000;
+    let utils: Vec<u64> = mine
+        .iter()
+        .filter(|s| s.prev.pid == pid && s.ts > t0)
+        .map(|s| {
+            s.prev_pelt
+                .expect("--pelt switch records prev's PELT")
+                .util_avg
+        })
+        .collect();
+    assert!(utils.len() > 100);
+    let (lo, hi) = (*utils.iter().min().unwrap(), *utils.iter().max().unwrap());
+    assert!(
+        lo >= 469 - 30 && hi <= 554 + 30,
+        "util_avg range {lo}..{hi}"
+    );
+    // Its metadata came once (fork/rename/exit), not per switch.
+    let task_recs = recs
+        .iter()
+        .filter(|r| matches!(r, Record::Task(t) if t.pid == pid))
+        .count();
+    assert!(task_recs <= 5, "{task_recs} task records for one thread");
+    let info: serde_json::Value = serde_json::from_slice(
+        &Command::new(exe())
+            .args(["info", "--json", out.to_str().unwrap()])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(info["lost_events"], 0, "{info}");
+}
+
+#[test]
+fn pingpong_switches_match_the_kernels_count() {
+    if !can_record("pingpong_switches_match_the_kernels_count") {
+        return;
+    }
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("pp.sched");
+    let o = record(
+        &out,
+        &[
+            "--no-counters",
+            "--workload",
+            "pingpong --duration 2 --json",
+        ],
+    );
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let recs = records(&out);
+    let losses: u64 = recs
+        .iter()
+        .map(|r| match r {
+            Record::Loss(l) => l.count,
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(losses, 0, "events were lost");
+    for t in report["threads"].as_array().unwrap() {
+        let tid = t["tid"].as_u64().unwrap() as u32;
+        let kernel =
+            t["voluntary_switches"].as_u64().unwrap() + t["involuntary_switches"].as_u64().unwrap();
+        let traced = recs
+            .iter()
+            .filter(|r| matches!(r, Record::Switch(s) if s.prev.pid == tid))
+            .count() as u64;
+        assert!(kernel > 10_000, "{t}");
+        // The thread reads its counters just before it exits; the exit
+        // path switches out once or twice more.
+        let diff = traced.abs_diff(kernel) as f64 / kernel as f64;
+        assert!(
+            diff <= 0.01,
+            "tid {tid}: {traced} switches traced, kernel counted {kernel}"
+        );
+    }
+}
+
+#[test]
+fn sigkill_leaves_a_readable_file_missing_at_most_a_second() {
+    if !can_record("sigkill_leaves_a_readable_file_missing_at_most_a_second") {
+        return;
+    }
+    let _serial = serial();
+    use std::os::unix::process::CommandExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("k.sched");
+    let mut child = Command::new(exe())
+        .args(["record", "-q", "--no-counters", "-o"])
+        .arg(&out)
+        .args(["--workload", "hog --duration 60"])
+        .process_group(0)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(3500));
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime fills ts; kill signals our own process group.
+    let killed_at = unsafe {
+        libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
+        libc::kill(-(child.id() as i32), libc::SIGKILL);
+        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    };
+    let _ = child.wait();
+    let r = Reader::open(&out).unwrap();
+    assert!(
+        !r.is_complete(),
+        "a killed recorder cannot have written the footer"
+    );
+    assert!(
+        r.recovery().unwrap().contains("no footer"),
+        "{:?}",
+        r.recovery()
+    );
+    let last = r
+        .records(Filter::default())
+        .map(|x| x.unwrap().ts())
+        .max()
+        .unwrap();
+    let missing = killed_at.saturating_sub(last);
+    assert!(
+        missing <= 1_300_000_000,
+        "the file ends {:.2} s before the kill",
+        missing as f64 / 1e9
+    );
+    assert!(
+        r.records(Filter {
+            kinds: Some(vec![Kind::Switch]),
+            ..Default::default()
+        })
+        .count()
+            > 100
+    );
+}
+
+#[test]
+fn without_privileges_a_clear_error_and_no_file() {
+    if !can_record("without_privileges_a_clear_error_and_no_file") {
+        return;
+    }
+    let _serial = serial();
+    let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    let Some(setpriv) = setpriv else {
+        eprintln!("SKIPPED without_privileges_a_clear_error_and_no_file: setpriv (util-linux) not installed");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    // SAFETY: chmod on our own temp dir, so that user nobody may write there.
+    let dir: PathBuf = tmp.path().to_path_buf();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let out = dir.join("x.sched");
+    let o = Command::new(setpriv)
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+        ])
+        .arg(exe())
+        .args(["record", "--duration", "1", "-o"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.starts_with("schedrec: error: "), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("root") && err.contains("CAP_BPF"), "{err}");
+    assert!(!out.exists(), "a file was created");
+}
+
+#[test]
+fn task_metadata_follows_fork_exec_and_exit() {
+    if !can_record("task_metadata_follows_fork_exec_and_exit") {
+        return;
+    }
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("t.sched");
+    record(
+        &out,
+        &[
+            "--no-counters",
+            "--",
+            "sh",
+            "-c",
+            "sleep 0.2; /bin/true; sleep 0.1",
+        ],
+    );
+    let recs = records(&out);
+    let tasks: Vec<&schedrec_format::Task> = recs
+        .iter()
+        .filter_map(|r| match r {
+            Record::Task(t) => Some(t),
+            _ => None,
+        })
+        .collect();
+    let find = |comm: &str, ev: TaskEvent| {
+        tasks
+            .iter()
+            .any(|t| t.comm == comm.as_bytes() && t.event == ev)
+    };
+    assert!(find("sh", TaskEvent::Exec), "no exec of sh");
+    assert!(find("true", TaskEvent::Exec), "no exec of true");
+    assert!(find("true", TaskEvent::Exit), "no exit of true");
+    assert!(tasks.iter().any(|t| t.event == TaskEvent::Fork), "no fork");
+}
+
+#[test]
+fn raw_tp_fallback_records_the_same_fields() {
+    if !can_record("raw_tp_fallback_records_the_same_fields") {
+        return;
+    }
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("raw.sched");
+    record(
+        &out,
+        &[
+            "--raw-tp",
+            "--duration",
+            "1",
+            "--workload",
+            "periodic --period-ms 10 --duty 0.3 --cpu 1",
+        ],
+    );
+    let r = Reader::open(&out).unwrap();
+    assert_eq!(
+        r.meta().extra("recorder.sched_switch"),
+        Some("raw_tp/sched_switch")
+    );
+    let recs = records(&out);
+    let pid = pid_of(&recs, "periodic");
+    let outs: Vec<u64> = recs
+        .iter()
+        .filter_map(|r| match r {
+            Record::Switch(s) if s.prev.pid == pid => s.prev_pelt.map(|p| p.util_avg),
+            _ => None,
+        })
+        .collect();
+    assert!(outs.len() > 50);
+    assert!(
+        outs.iter().any(|&u| u > 100),
+        "util_avg never rose: {outs:?}"
+    );
+}
