@@ -410,8 +410,17 @@ pub fn record(opts: &Options) -> Result<Summary, Error> {
             break;
         }
         let mut done = STOP.load(Ordering::SeqCst);
-        if opts.duration.is_some_and(|d| start.elapsed() >= d) {
-            done = true;
+        if let Some(d) = opts.duration {
+            // A command that was told the same duration gets a moment to
+            // finish on its own (and print its report) before it is stopped.
+            let grace = if child.is_some() {
+                Duration::from_millis(1500)
+            } else {
+                Duration::ZERO
+            };
+            if start.elapsed() >= d + grace {
+                done = true;
+            }
         }
         if let Some(c) = child.as_mut() {
             if let Ok(Some(status)) = c.child.try_wait() {
@@ -461,17 +470,11 @@ pub fn record(opts: &Options) -> Result<Summary, Error> {
         .into_inner();
     if let Some(c) = child.as_mut() {
         if exit_code.is_none() {
-            // Stopped by a signal or --duration: stop the command too.
+            // Stopped by a signal or --duration: stop the command too. The
+            // recording ended as asked, so its exit code is not ours.
             // SAFETY: signalling our own child.
             unsafe { libc::kill(c.child.id() as i32, libc::SIGTERM) };
-            if let Ok(status) = c.child.wait() {
-                use std::os::unix::process::ExitStatusExt;
-                exit_code = Some(
-                    status
-                        .code()
-                        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
-                );
-            }
+            let _ = c.child.wait();
         }
     }
     if let Some(e) = sink.failed {
