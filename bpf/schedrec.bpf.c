@@ -109,27 +109,6 @@ static __always_inline void hdr(struct sr_hdr *h, u64 ts, u32 cpu, u16 type, u16
 	h->flags = flags;
 }
 
-static __always_inline void read_avg(struct task_struct *p, struct sr_avg *a)
-{
-	struct sched_entity *se = &p->se;
-
-	a->runnable_avg = BPF_CORE_READ(p, se.avg.runnable_avg);
-	a->util_avg = BPF_CORE_READ(p, se.avg.util_avg);
-	a->load_avg = BPF_CORE_READ(p, se.avg.load_avg);
-	a->last_update_time = BPF_CORE_READ(p, se.avg.last_update_time);
-	if (bpf_core_field_size(p->se.avg.util_est) == sizeof(unsigned int)) {
-		a->util_est = BPF_CORE_READ(p, se.avg.util_est);
-	} else {
-		struct sched_avg___pre68 *old = (void *)&se->avg;
-		a->util_est = BPF_CORE_READ(old, util_est.ewma);
-	}
-	a->flags = 0;
-	if (BPF_CORE_READ_BITFIELD_PROBED(se, on_rq))
-		a->flags |= SR_PELT_ON_RQ;
-	if (bpf_core_field_exists(se->sched_delayed) && BPF_CORE_READ_BITFIELD_PROBED(se, sched_delayed))
-		a->flags |= SR_PELT_DELAYED;
-}
-
 static __always_inline void read_sums(struct sched_avg *avg, struct sr_sums *s)
 {
 	s->load_sum = BPF_CORE_READ(avg, load_sum);
@@ -188,72 +167,40 @@ static __always_inline void read_counters(struct sr_cpu *st, struct sr_counter *
 	READ_CTR(3, ctr3);
 }
 
-static __always_inline int handle_switch(bool preempt, struct task_struct *prev,
-					 struct task_struct *next, unsigned int prev_state)
-{
-	u32 cpu = bpf_get_smp_processor_id();
-	u64 ts = bpf_ktime_get_ns();
-	struct sr_cpu *st;
-	struct sr_switch *e;
+/*
+ * The switch path runs ~10^5-10^6 times a second, so it is built twice from
+ * switch.bpf.h: for tp_btf, whose task pointers are BTF-typed and read with
+ * plain (CO-RE relocated) loads, and for raw_tp, where every read goes
+ * through bpf_probe_read_kernel (BPF_CORE_READ), several times slower.
+ */
+#define SFX _btf
+#define RD(p, f) ((p)->f)
+#define RD_SMALL(s, f) ((s)->f)
+#include "switch.bpf.h"
+#undef SFX
+#undef RD
+#undef RD_SMALL
 
-	if (!cpu_selected(cpu))
-		return 0;
-	st = state();
-	if (!st)
-		return 0;
-	/* Always advance the counters, so that a filtered or lost record does
-	 * not merge two slices into the next one. */
-	struct sr_counter ctr[SR_COUNTERS] = {};
-	read_counters(st, ctr);
-	if (filter_tasks && !task_selected(prev) && !task_selected(next))
-		return 0;
-	note_task(prev, ts, cpu, st);
-	note_task(next, ts, cpu, st);
-
-	if (pelt_mode == 2)
-		e = reserve(st, sizeof(struct sr_switch_full), ts);
-	else
-		e = reserve(st, sizeof(struct sr_switch), ts);
-	if (!e)
-		return 0;
-	hdr(&e->h, ts, cpu, pelt_mode == 2 ? SR_EV_SWITCH_FULL : SR_EV_SWITCH,
-	    preempt ? SR_F_PREEMPT : 0);
-	e->prev_pid = BPF_CORE_READ(prev, pid);
-	e->prev_tgid = BPF_CORE_READ(prev, tgid);
-	e->prev_prio = BPF_CORE_READ(prev, prio);
-	e->next_pid = BPF_CORE_READ(next, pid);
-	e->next_tgid = BPF_CORE_READ(next, tgid);
-	e->next_prio = BPF_CORE_READ(next, prio);
-	e->prev_state = prev_state;
-	e->pad = 0;
-	__builtin_memcpy(e->ctr, ctr, sizeof(ctr));
-	if (pelt_mode) {
-		read_avg(prev, &e->prev);
-	} else {
-		__builtin_memset(&e->prev, 0, sizeof(e->prev));
-	}
-	if (pelt_mode == 2) {
-		struct sr_switch_full *f = (void *)e;
-		read_sums(&prev->se.avg, &f->prev_sums);
-		read_avg(next, &f->next);
-		read_sums(&next->se.avg, &f->next_sums);
-	}
-	submit(e);
-	return 0;
-}
+#define SFX _raw
+#define RD(p, f) BPF_CORE_READ(p, f)
+#define RD_SMALL(s, f) BPF_CORE_READ_BITFIELD_PROBED(s, f)
+#include "switch.bpf.h"
+#undef SFX
+#undef RD
+#undef RD_SMALL
 
 SEC("tp_btf/sched_switch")
 int BPF_PROG(switch_btf, bool preempt, struct task_struct *prev, struct task_struct *next,
 	     unsigned int prev_state)
 {
-	return handle_switch(preempt, prev, next, prev_state);
+	return handle_switch_btf(preempt, prev, next, prev_state);
 }
 
 SEC("raw_tp/sched_switch")
 int BPF_PROG(switch_raw, bool preempt, struct task_struct *prev, struct task_struct *next,
 	     unsigned int prev_state)
 {
-	return handle_switch(preempt, prev, next, prev_state);
+	return handle_switch_raw(preempt, prev, next, prev_state);
 }
 
 /* The CPU of a task's run-queue: task->se.cfs_rq->rq->cpu (the per-CPU
@@ -286,7 +233,7 @@ static __always_inline int handle_wakeup(struct task_struct *p, u16 flags)
 	e->pid = BPF_CORE_READ(p, pid);
 	e->target_cpu = target;
 	if (pelt_mode)
-		read_avg(p, &e->avg);
+		read_avg_raw(p, &e->avg);
 	else
 		__builtin_memset(&e->avg, 0, sizeof(e->avg));
 	if (pelt_mode == 2)
@@ -431,7 +378,7 @@ int BPF_PROG(pelt_se, struct sched_entity *se)
 	if (p) {
 		e->entity = SR_ENT_TASK;
 		e->pid = BPF_CORE_READ(p, pid);
-		read_avg(p, &e->avg);
+		read_avg_raw(p, &e->avg);
 	} else {
 		e->entity = SR_ENT_GROUP_SE;
 		e->pid = 0;

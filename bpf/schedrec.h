@@ -145,6 +145,8 @@ struct sr_cpu {
 	struct bpf_perf_event_value last[SR_COUNTERS];
 	__u64 lost;         /* ring-buffer reservations that failed */
 	__u64 lost_last_ts; /* time of the latest one */
+	__u32 last_next;    /* pid of the task this CPU last switched to */
+	__u32 pad;
 };
 
 _Static_assert(sizeof(struct sr_hdr) == 16, "sr_hdr");
@@ -158,5 +160,6 @@ _Static_assert(sizeof(struct sr_task) == 56, "sr_task");
 _Static_assert(sizeof(struct sr_migrate) == 32, "sr_migrate");
 _Static_assert(sizeof(struct sr_pelt) == 104, "sr_pelt");
 _Static_assert(sizeof(struct sr_freq) == 24, "sr_freq");
+_Static_assert(sizeof(struct sr_cpu) == 120, "sr_cpu");
 
 #endif

@@ -133,11 +133,21 @@ fn periodic_task_is_recorded_with_its_duty_cycle_and_pelt() {
         })
         .collect();
     assert!(utils.len() > 100);
-    let (lo, hi) = (*utils.iter().min().unwrap(), *utils.iter().max().unwrap());
+    // A VM's interrupts and steal occasionally stretch one run phase: allow
+    // 1 % of samples outside the band, none of the median.
+    let inside = utils
+        .iter()
+        .filter(|&&u| (469 - 30..=554 + 30).contains(&u))
+        .count();
+    let mut sorted = utils.clone();
+    sorted.sort_unstable();
+    let median = sorted[sorted.len() / 2];
     assert!(
-        lo >= 469 - 30 && hi <= 554 + 30,
-        "util_avg range {lo}..{hi}"
+        inside * 100 >= utils.len() * 99,
+        "only {inside} of {} util_avg samples in 439..584: {sorted:?}",
+        utils.len()
     );
+    assert!((469..=554).contains(&median), "median util_avg {median}");
     // Its metadata came once (fork/rename/exit), not per switch.
     let task_recs = recs
         .iter()

@@ -139,8 +139,9 @@ pub struct FreqEv {
     pub freq_khz: u32,
 }
 
-/// Per-CPU state (`struct sr_cpu`): four perf readings, then the loss counters.
-pub const CPU_STATE_LEN: usize = 4 * 24 + 16;
+/// Per-CPU state (`struct sr_cpu`): four perf readings, the loss counter
+/// (offset 96) and the time of the latest loss (offset 104), the last pid.
+pub const CPU_STATE_LEN: usize = 4 * 24 + 16 + 8;
 
 const _: () = {
     use std::mem::size_of;

@@ -4,6 +4,7 @@
 
 pub mod events;
 pub mod host;
+pub mod overhead;
 pub mod perf;
 pub mod record;
 pub mod workload;

@@ -16,6 +16,18 @@ const BUSY_HOST: &str = include_str!("../../fixtures/synth/busy-host.toml");
 
 #[derive(clap::Subcommand)]
 pub enum What {
+    /// Recording overhead: interleaved runs without and with `schedrec record` (root).
+    Overhead {
+        /// A/B pairs per workload.
+        #[arg(long, default_value_t = 7)]
+        pairs: usize,
+        /// Seconds per pingpong run.
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
+        /// Extra arguments for `schedrec record`, e.g. "--pelt full".
+        #[arg(long, default_value = "")]
+        record_args: String,
+    },
     /// Trace format: write and decode throughput, bytes per switch.
     Format {
         /// Switches per stream.
@@ -38,6 +50,11 @@ pub enum What {
 
 pub fn run(w: What) -> CliResult {
     match w {
+        What::Overhead {
+            pairs,
+            seconds,
+            record_args,
+        } => overhead(pairs, seconds, &record_args),
         What::Format {
             switches,
             spec,
@@ -234,4 +251,47 @@ pub fn peak_rss_kib() -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
+}
+
+fn overhead(pairs: usize, seconds: f64, record_args: &str) -> CliResult {
+    use schedrec_recorder::overhead::*;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err("bench overhead records: run it as root".into());
+    }
+    let cfg = Config {
+        exe: std::env::current_exe()?,
+        pairs: pairs.max(1),
+        seconds,
+        dir: std::env::temp_dir(),
+        record_args: record_args.split_whitespace().map(String::from).collect(),
+    };
+    eprintln!(
+        "bench overhead: {} interleaved pairs (without, with `schedrec record {}`) per workload",
+        cfg.pairs, record_args
+    );
+    let mut rows = vec![pingpong_row(&cfg)?];
+    if have_perf() {
+        rows.push(perf_pipe_row(&cfg)?);
+    } else {
+        eprintln!("bench overhead: perf is not installed: skipping `perf bench sched pipe`");
+    }
+    println!("| workload | ops/s without | ops/s with | throughput ratio (median of pairs) | BPF ns/switch | lost | recorder CPU | B/switch |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for r in &rows {
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+        println!(
+            "| {} | {:.0} | {:.0} | {:.3} | {} | {} | {:.1} % | {:.2} |",
+            r.workload,
+            mean(&r.base),
+            mean(&r.traced),
+            r.ratio(),
+            r.bpf_ns_per_switch
+                .map_or("n/a".into(), |n| format!("{n:.0}")),
+            r.lost,
+            r.recorder_cpu * 100.0,
+            r.bytes_per_switch
+        );
+    }
+    Ok(())
 }

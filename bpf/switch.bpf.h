@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: GPL-2.0 OR MIT */
+/*
+ * The context-switch path, included twice by schedrec.bpf.c with:
+ *   SFX          suffix of the functions defined here (_btf, _raw)
+ *   RD(p, f)     read field path f of kernel pointer p
+ *   RD_SMALL(s, f)  read a small integer field whose size changed across
+ *                kernels (se->on_rq: int before 6.12, char since)
+ */
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+
+static __always_inline void CAT(read_avg, SFX)(struct task_struct *p, struct sr_avg *a)
+{
+	struct sched_entity *se = &p->se;
+
+	a->runnable_avg = RD(p, se.avg.runnable_avg);
+	a->util_avg = RD(p, se.avg.util_avg);
+	a->load_avg = RD(p, se.avg.load_avg);
+	a->last_update_time = RD(p, se.avg.last_update_time);
+	if (bpf_core_field_size(p->se.avg.util_est) == sizeof(unsigned int)) {
+		a->util_est = RD(p, se.avg.util_est);
+	} else {
+		struct sched_avg___pre68 *old = (void *)&se->avg;
+		a->util_est = BPF_CORE_READ(old, util_est.ewma);
+	}
+	a->flags = 0;
+	if (RD_SMALL(se, on_rq))
+		a->flags |= SR_PELT_ON_RQ;
+	if (bpf_core_field_exists(se->sched_delayed) && RD_SMALL(se, sched_delayed))
+		a->flags |= SR_PELT_DELAYED;
+}
+
+static __always_inline void CAT(read_sums, SFX)(struct task_struct *p, struct sr_sums *s)
+{
+	s->load_sum = RD(p, se.avg.load_sum);
+	s->runnable_sum = RD(p, se.avg.runnable_sum);
+	s->util_sum = RD(p, se.avg.util_sum);
+	s->period_contrib = RD(p, se.avg.period_contrib);
+	s->pad = 0;
+}
+
+static __always_inline int CAT(handle_switch, SFX)(bool preempt, struct task_struct *prev,
+						   struct task_struct *next, unsigned int prev_state)
+{
+	u32 cpu = bpf_get_smp_processor_id();
+	u64 ts = bpf_ktime_get_ns();
+	struct sr_cpu *st;
+	struct sr_switch *e;
+
+	if (!cpu_selected(cpu))
+		return 0;
+	st = state();
+	if (!st)
+		return 0;
+	/* Always advance the counters, so that a filtered or lost record does
+	 * not merge two slices into the next one. */
+	struct sr_counter ctr[SR_COUNTERS] = {};
+	read_counters(st, ctr);
+	u32 prev_pid = RD(prev, pid), next_pid = RD(next, pid);
+	u32 prev_tgid = RD(prev, tgid), next_tgid = RD(next, tgid);
+	if (filter_tasks && !bpf_map_lookup_elem(&tracked, &prev_tgid) &&
+	    !bpf_map_lookup_elem(&tracked, &next_tgid))
+		return 0;
+	/* Metadata on first sight. `prev` was this CPU's last `next`, already
+	 * noted, unless the recording started while it ran. */
+	if (prev_pid != st->last_next)
+		note_task(prev, ts, cpu, st);
+	note_task(next, ts, cpu, st);
+	st->last_next = next_pid;
+
+	if (pelt_mode == 2)
+		e = reserve(st, sizeof(struct sr_switch_full), ts);
+	else
+		e = reserve(st, sizeof(struct sr_switch), ts);
+	if (!e)
+		return 0;
+	hdr(&e->h, ts, cpu, pelt_mode == 2 ? SR_EV_SWITCH_FULL : SR_EV_SWITCH,
+	    preempt ? SR_F_PREEMPT : 0);
+	e->prev_pid = prev_pid;
+	e->prev_tgid = prev_tgid;
+	e->prev_prio = RD(prev, prio);
+	e->next_pid = next_pid;
+	e->next_tgid = next_tgid;
+	e->next_prio = RD(next, prio);
+	e->prev_state = prev_state;
+	e->pad = 0;
+	__builtin_memcpy(e->ctr, ctr, sizeof(ctr));
+	if (pelt_mode)
+		CAT(read_avg, SFX)(prev, &e->prev);
+	else
+		__builtin_memset(&e->prev, 0, sizeof(e->prev));
+	if (pelt_mode == 2) {
+		struct sr_switch_full *f = (void *)e;
+		CAT(read_sums, SFX)(prev, &f->prev_sums);
+		CAT(read_avg, SFX)(next, &f->next);
+		CAT(read_sums, SFX)(next, &f->next_sums);
+	}
+	submit(e);
+	return 0;
+}
+
+#undef CAT
+#undef CAT_
