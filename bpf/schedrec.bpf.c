@@ -109,6 +109,17 @@ static __always_inline void hdr(struct sr_hdr *h, u64 ts, u32 cpu, u16 type, u16
 	h->flags = flags;
 }
 
+/* Averages of a sched_avg that is not a task's (group entity, cfs_rq). */
+static __always_inline void read_sched_avg(struct sched_avg *avg, struct sr_avg *a)
+{
+	a->runnable_avg = BPF_CORE_READ(avg, runnable_avg);
+	a->util_avg = BPF_CORE_READ(avg, util_avg);
+	a->load_avg = BPF_CORE_READ(avg, load_avg);
+	a->last_update_time = BPF_CORE_READ(avg, last_update_time);
+	a->util_est = 0;
+	a->flags = 0;
+}
+
 static __always_inline void read_sums(struct sched_avg *avg, struct sr_sums *s)
 {
 	s->load_sum = BPF_CORE_READ(avg, load_sum);
@@ -118,7 +129,9 @@ static __always_inline void read_sums(struct sched_avg *avg, struct sr_sums *s)
 	s->pad = 0;
 }
 
-static __always_inline void emit_task(struct task_struct *p, u32 event, u64 ts, u32 cpu, struct sr_cpu *st)
+/* A task record; `new_comm` (task_rename) overrides the task's current comm. */
+static __always_inline void emit_task_comm(struct task_struct *p, u32 event, u64 ts, u32 cpu,
+					   struct sr_cpu *st, const char *new_comm)
 {
 	struct sr_task *e = reserve(st, sizeof(*e), ts);
 	if (!e)
@@ -130,8 +143,16 @@ static __always_inline void emit_task(struct task_struct *p, u32 event, u64 ts, 
 	e->prio = BPF_CORE_READ(p, prio);
 	e->policy = BPF_CORE_READ(p, policy);
 	e->event = event;
-	BPF_CORE_READ_STR_INTO(&e->comm, p, comm);
+	if (new_comm)
+		bpf_probe_read_kernel_str(e->comm, sizeof(e->comm), new_comm);
+	else
+		BPF_CORE_READ_STR_INTO(&e->comm, p, comm);
 	submit(e);
+}
+
+static __always_inline void emit_task(struct task_struct *p, u32 event, u64 ts, u32 cpu, struct sr_cpu *st)
+{
+	emit_task_comm(p, event, ts, cpu, st, 0);
 }
 
 /* Task metadata the first time a task is seen: never a comm per switch. */
@@ -329,23 +350,11 @@ int BPF_PROG(task_rename, struct task_struct *p, const char *comm)
 	u32 cpu = bpf_get_smp_processor_id();
 	u32 pid = BPF_CORE_READ(p, pid);
 	u32 one = 1;
-	struct sr_task *e;
 
 	if (!task_selected(p))
 		return 0;
 	bpf_map_update_elem(&seen, &pid, &one, BPF_ANY);
-	e = reserve(state(), sizeof(*e), ts);
-	if (!e)
-		return 0;
-	hdr(&e->h, ts, cpu, SR_EV_TASK, 0);
-	e->pid = pid;
-	e->tgid = BPF_CORE_READ(p, tgid);
-	e->ppid = BPF_CORE_READ(p, real_parent, tgid);
-	e->prio = BPF_CORE_READ(p, prio);
-	e->policy = BPF_CORE_READ(p, policy);
-	e->event = SR_TASK_RENAME;
-	bpf_probe_read_kernel_str(e->comm, sizeof(e->comm), comm);
-	submit(e);
+	emit_task_comm(p, SR_TASK_RENAME, ts, cpu, state(), comm);
 	return 0;
 }
 
@@ -382,11 +391,7 @@ int BPF_PROG(pelt_se, struct sched_entity *se)
 	} else {
 		e->entity = SR_ENT_GROUP_SE;
 		e->pid = 0;
-		e->avg.runnable_avg = BPF_CORE_READ(se, avg.runnable_avg);
-		e->avg.util_avg = BPF_CORE_READ(se, avg.util_avg);
-		e->avg.load_avg = BPF_CORE_READ(se, avg.load_avg);
-		e->avg.last_update_time = BPF_CORE_READ(se, avg.last_update_time);
-		e->avg.util_est = 0;
+		read_sched_avg(&se->avg, &e->avg);
 		e->avg.flags = BPF_CORE_READ_BITFIELD_PROBED(se, on_rq) ? SR_PELT_ON_RQ : 0;
 	}
 	read_sums(&se->avg, &e->sums);
@@ -417,12 +422,10 @@ int BPF_PROG(pelt_cfs, struct cfs_rq *cfs_rq)
 	e->rq_cpu = rq_cpu;
 	e->pid = 0;
 	e->pad = 0;
-	e->avg.runnable_avg = BPF_CORE_READ(cfs_rq, avg.runnable_avg);
-	e->avg.util_avg = BPF_CORE_READ(cfs_rq, avg.util_avg);
-	e->avg.load_avg = BPF_CORE_READ(cfs_rq, avg.load_avg);
-	e->avg.last_update_time = BPF_CORE_READ(cfs_rq, avg.last_update_time);
-	e->avg.util_est = BPF_CORE_READ(cfs_rq, avg.util_est);
-	e->avg.flags = 0;
+	read_sched_avg(&cfs_rq->avg, &e->avg);
+	/* The root cfs_rq's util_est: the sum of its enqueued tasks'. */
+	if (bpf_core_field_size(cfs_rq->avg.util_est) == sizeof(unsigned int))
+		e->avg.util_est = BPF_CORE_READ(cfs_rq, avg.util_est);
 	read_sums(&cfs_rq->avg, &e->sums);
 	submit(e);
 	return 0;

@@ -1,5 +1,7 @@
 //! End-to-end tests of the `schedrec` binary: what a user types, what they see.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -28,13 +30,7 @@ fn ok(args: &[&str]) -> String {
 /// Runs a command expected to fail: exit code 1, exactly one line on
 /// stderr starting with "schedrec: error:", no panic.
 fn fails(args: &[&str]) -> String {
-    let o = run(args);
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert_eq!(o.status.code(), Some(1), "schedrec {args:?}: {err}");
-    assert!(err.starts_with("schedrec: error: "), "{err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err}");
-    assert!(!err.contains("panicked"), "{err}");
-    err
+    common::one_line_error(&run(args))
 }
 
 fn synth(dir: &Path, spec: &str, extra: &[&str]) -> PathBuf {
@@ -318,10 +314,7 @@ fn full_disk_keeps_what_fit() {
         ))
         .output()
         .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(err.starts_with("schedrec: error: "), "{err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    let err = common::one_line_error(&o);
     assert!(
         err.contains("too large") && err.contains("keeps the"),
         "{err}"

@@ -1,6 +1,8 @@
 //! The committed real recordings (fixtures/*.sched) still say what they
 //! were recorded to show: these run anywhere, without root or BPF.
 
+mod common;
+
 use std::path::PathBuf;
 
 use schedrec_format::{Filter, PeltMode, Reader, Record, Switch};
@@ -13,16 +15,6 @@ fn load(name: &str) -> (Reader, Vec<Record>) {
     assert!(r.is_complete(), "{name}: {:?}", r.recovery());
     let recs = r.records(Filter::default()).map(|x| x.unwrap()).collect();
     (r, recs)
-}
-
-fn pid_of(recs: &[Record], comm: &str) -> u32 {
-    recs.iter()
-        .rev()
-        .find_map(|r| match r {
-            Record::Task(t) if t.comm == comm.as_bytes() => Some(t.pid),
-            _ => None,
-        })
-        .unwrap_or_else(|| panic!("no task {comm}"))
 }
 
 /// Switch-outs of `pid` into sleep: (ts, util_avg).
@@ -46,7 +38,7 @@ fn periodic_fixture() {
         r.meta().counters.iter().all(|c| !c.available),
         "this VM has no PMU"
     );
-    let pid = pid_of(&recs, "periodic");
+    let pid = common::pid_of(&recs, "periodic");
     let s = sleeps(&recs, pid);
     assert!(s.len() > 170, "{} periods", s.len());
     let t0 = s[0].0 + 500_000_000;
@@ -59,7 +51,7 @@ fn periodic_fixture() {
 #[test]
 fn step_fixture_shows_the_step() {
     let (_, recs) = load("step-10-80-10.sched");
-    let pid = pid_of(&recs, "step");
+    let pid = common::pid_of(&recs, "step");
     let s = sleeps(&recs, pid);
     let start = s[0].0;
     // Mean util_avg at switch-out in the last 0.5 s of each 1.5 s phase.
@@ -117,7 +109,7 @@ fn full_pelt_fixture_has_every_pelt_stream() {
     assert_eq!(rq_cpus.len(), 2, "root cfs_rq updates of both CPUs");
     // Every workload thread is named.
     for comm in ["periodic", "hog", "burst", "io", "ping", "pong"] {
-        pid_of(&recs, comm);
+        common::pid_of(&recs, comm);
     }
     let lost: u64 = recs
         .iter()

@@ -1,0 +1,27 @@
+//! Helpers shared by the end-to-end tests.
+#![allow(dead_code)]
+
+use schedrec_format::Record;
+
+/// A failed `schedrec` run as users must see it: exit code 1 and exactly
+/// one line on stderr starting with "schedrec: error:", no panic. Returns
+/// that line.
+pub fn one_line_error(o: &std::process::Output) -> String {
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.starts_with("schedrec: error: "), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+/// The pid of the (last) task named `comm` in a trace's task records.
+pub fn pid_of(recs: &[Record], comm: &str) -> u32 {
+    recs.iter()
+        .rev()
+        .find_map(|r| match r {
+            Record::Task(t) if t.comm == comm.as_bytes() => Some(t.pid),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no task named {comm} in the trace"))
+}
