@@ -93,12 +93,15 @@ static __always_inline void *reserve(struct sr_cpu *st, u64 size, u64 ts)
 	return e;
 }
 
-static __always_inline void submit(void *e)
+static __always_inline void submit(void *e, u64 size)
 {
 	u64 pending = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-	/* Wake the reader only when enough is pending: a wake-up per record
-	 * makes the reader's own switches dominate what is recorded. */
-	bpf_ringbuf_submit(e, pending >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+	/* Never wake the reader per record: a wake-up is an IPI (a VM exit on
+	 * a guest), and the reader's own switches would be recorded. Wake it
+	 * once, when this record takes the pending data over the threshold;
+	 * otherwise it drains on its own timer. */
+	bool crossed = pending >= wakeup_bytes && pending < wakeup_bytes + size + 8;
+	bpf_ringbuf_submit(e, crossed ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 }
 
 static __always_inline void hdr(struct sr_hdr *h, u64 ts, u32 cpu, u16 type, u16 flags)
@@ -147,7 +150,7 @@ static __always_inline void emit_task_comm(struct task_struct *p, u32 event, u64
 		bpf_probe_read_kernel_str(e->comm, sizeof(e->comm), new_comm);
 	else
 		BPF_CORE_READ_STR_INTO(&e->comm, p, comm);
-	submit(e);
+	submit(e, sizeof(*e));
 }
 
 static __always_inline void emit_task(struct task_struct *p, u32 event, u64 ts, u32 cpu, struct sr_cpu *st)
@@ -161,10 +164,15 @@ static __always_inline void note_task(struct task_struct *p, u64 ts, u32 cpu, st
 	u32 pid = BPF_CORE_READ(p, pid);
 	u32 one = 1;
 
-	if (pid == 0 || bpf_map_lookup_elem(&seen, &pid))
+	if (pid == 0)
 		return;
-	if (bpf_map_update_elem(&seen, &pid, &one, BPF_NOEXIST) == 0)
+	if (st && st->seen_cache[pid & 63] == pid)
+		return;
+	if (!bpf_map_lookup_elem(&seen, &pid) &&
+	    bpf_map_update_elem(&seen, &pid, &one, BPF_NOEXIST) == 0)
 		emit_task(p, SR_TASK_SEEN, ts, cpu, st);
+	if (st)
+		st->seen_cache[pid & 63] = pid;
 }
 
 #define READ_CTR(k, map)                                                            \
@@ -188,16 +196,25 @@ static __always_inline void read_counters(struct sr_cpu *st, struct sr_counter *
 	READ_CTR(3, ctr3);
 }
 
+/* The CPU of a task's run-queue: task->se.cfs_rq->rq->cpu (the per-CPU
+ * `runqueues` symbol does not resolve on every kernel). */
+static __always_inline u32 task_rq_cpu(struct task_struct *p, u32 fallback)
+{
+	if (!bpf_core_field_exists(((struct cfs_rq *)0)->rq))
+		return fallback;
+	return BPF_CORE_READ(p, se.cfs_rq, rq, cpu);
+}
+
 /*
- * The switch path runs ~10^5-10^6 times a second, so it is built twice from
- * switch.bpf.h: for tp_btf, whose task pointers are BTF-typed and read with
+ * The switch and wakeup paths run ~10^5-10^6 times a second, so they are
+ * built twice from hotpath.bpf.h: for tp_btf, whose task pointers are BTF-typed and read with
  * plain (CO-RE relocated) loads, and for raw_tp, where every read goes
  * through bpf_probe_read_kernel (BPF_CORE_READ), several times slower.
  */
 #define SFX _btf
 #define RD(p, f) ((p)->f)
 #define RD_SMALL(s, f) ((s)->f)
-#include "switch.bpf.h"
+#include "hotpath.bpf.h"
 #undef SFX
 #undef RD
 #undef RD_SMALL
@@ -205,7 +222,7 @@ static __always_inline void read_counters(struct sr_cpu *st, struct sr_counter *
 #define SFX _raw
 #define RD(p, f) BPF_CORE_READ(p, f)
 #define RD_SMALL(s, f) BPF_CORE_READ_BITFIELD_PROBED(s, f)
-#include "switch.bpf.h"
+#include "hotpath.bpf.h"
 #undef SFX
 #undef RD
 #undef RD_SMALL
@@ -224,56 +241,30 @@ int BPF_PROG(switch_raw, bool preempt, struct task_struct *prev, struct task_str
 	return handle_switch_raw(preempt, prev, next, prev_state);
 }
 
-/* The CPU of a task's run-queue: task->se.cfs_rq->rq->cpu (the per-CPU
- * `runqueues` symbol does not resolve on every kernel). */
-static __always_inline u32 task_rq_cpu(struct task_struct *p, u32 fallback)
+SEC("tp_btf/sched_wakeup")
+int BPF_PROG(wakeup_btf, struct task_struct *p)
 {
-	if (!bpf_core_field_exists(((struct cfs_rq *)0)->rq))
-		return fallback;
-	return BPF_CORE_READ(p, se.cfs_rq, rq, cpu);
-}
-
-static __always_inline int handle_wakeup(struct task_struct *p, u16 flags)
-{
-	u32 cpu = bpf_get_smp_processor_id();
-	u64 ts = bpf_ktime_get_ns();
-	struct sr_cpu *st = state();
-	struct sr_wakeup *e;
-	u32 target = task_rq_cpu(p, cpu);
-
-	if (!cpu_selected(target) || !task_selected(p))
-		return 0;
-	note_task(p, ts, cpu, st);
-	if (pelt_mode == 2)
-		e = reserve(st, sizeof(struct sr_wakeup_full), ts);
-	else
-		e = reserve(st, sizeof(struct sr_wakeup), ts);
-	if (!e)
-		return 0;
-	hdr(&e->h, ts, cpu, pelt_mode == 2 ? SR_EV_WAKEUP_FULL : SR_EV_WAKEUP, flags);
-	e->pid = BPF_CORE_READ(p, pid);
-	e->target_cpu = target;
-	if (pelt_mode)
-		read_avg_raw(p, &e->avg);
-	else
-		__builtin_memset(&e->avg, 0, sizeof(e->avg));
-	if (pelt_mode == 2)
-		read_sums(&p->se.avg, &((struct sr_wakeup_full *)e)->sums);
-	submit(e);
-	return 0;
+	return handle_wakeup_btf(p, 0);
 }
 
 SEC("raw_tp/sched_wakeup")
-int BPF_PROG(wakeup, struct task_struct *p)
+int BPF_PROG(wakeup_raw, struct task_struct *p)
 {
-	return handle_wakeup(p, 0);
+	return handle_wakeup_raw(p, 0);
+}
+
+SEC("tp_btf/sched_wakeup_new")
+int BPF_PROG(wakeup_new_btf, struct task_struct *p)
+{
+	return handle_wakeup_btf(p, SR_F_NEW);
 }
 
 SEC("raw_tp/sched_wakeup_new")
-int BPF_PROG(wakeup_new, struct task_struct *p)
+int BPF_PROG(wakeup_new_raw, struct task_struct *p)
 {
-	return handle_wakeup(p, SR_F_NEW);
+	return handle_wakeup_raw(p, SR_F_NEW);
 }
+
 
 SEC("raw_tp/sched_migrate_task")
 int BPF_PROG(migrate, struct task_struct *p, int dest_cpu)
@@ -294,7 +285,7 @@ int BPF_PROG(migrate, struct task_struct *p, int dest_cpu)
 	e->orig_cpu = orig;
 	e->dest_cpu = dest_cpu;
 	e->pad = 0;
-	submit(e);
+	submit(e, sizeof(*e));
 	return 0;
 }
 
@@ -395,7 +386,7 @@ int BPF_PROG(pelt_se, struct sched_entity *se)
 		e->avg.flags = BPF_CORE_READ_BITFIELD_PROBED(se, on_rq) ? SR_PELT_ON_RQ : 0;
 	}
 	read_sums(&se->avg, &e->sums);
-	submit(e);
+	submit(e, sizeof(*e));
 	return 0;
 }
 
@@ -427,7 +418,7 @@ int BPF_PROG(pelt_cfs, struct cfs_rq *cfs_rq)
 	if (bpf_core_field_size(cfs_rq->avg.util_est) == sizeof(unsigned int))
 		e->avg.util_est = BPF_CORE_READ(cfs_rq, avg.util_est);
 	read_sums(&cfs_rq->avg, &e->sums);
-	submit(e);
+	submit(e, sizeof(*e));
 	return 0;
 }
 
@@ -446,6 +437,6 @@ int BPF_PROG(cpu_frequency, unsigned int frequency, unsigned int cpu_id)
 	hdr(&e->h, ts, cpu, SR_EV_FREQ, 0);
 	e->target_cpu = cpu_id;
 	e->freq_khz = frequency;
-	submit(e);
+	submit(e, sizeof(*e));
 	return 0;
 }

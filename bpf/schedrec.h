@@ -147,6 +147,9 @@ struct sr_cpu {
 	__u64 lost_last_ts; /* time of the latest one */
 	__u32 last_next;    /* pid of the task this CPU last switched to */
 	__u32 pad;
+	/* pids whose metadata is known, direct-mapped by pid % 64: most
+	 * switches involve a few hot tasks, and this saves a hash lookup. */
+	__u32 seen_cache[64];
 };
 
 _Static_assert(sizeof(struct sr_hdr) == 16, "sr_hdr");
@@ -160,6 +163,6 @@ _Static_assert(sizeof(struct sr_task) == 56, "sr_task");
 _Static_assert(sizeof(struct sr_migrate) == 32, "sr_migrate");
 _Static_assert(sizeof(struct sr_pelt) == 104, "sr_pelt");
 _Static_assert(sizeof(struct sr_freq) == 24, "sr_freq");
-_Static_assert(sizeof(struct sr_cpu) == 120, "sr_cpu");
+_Static_assert(sizeof(struct sr_cpu) == 376, "sr_cpu");
 
 #endif

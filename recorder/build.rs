@@ -19,7 +19,12 @@ fn main() {
              (they need clang: run `bash .ci/setup`, or `apt-get install clang libelf-dev zlib1g-dev pkg-config make`)"
         );
     }
-    for f in ["schedrec.bpf.c", "schedrec.h", "vmlinux_min.h"] {
+    for f in [
+        "schedrec.bpf.c",
+        "hotpath.bpf.h",
+        "schedrec.h",
+        "vmlinux_min.h",
+    ] {
         println!("cargo:rerun-if-changed=../bpf/{f}");
     }
 }

@@ -147,6 +147,10 @@ fn setup<'o>(
     }
     open.progs.switch_btf.set_autoload(btf);
     open.progs.switch_raw.set_autoload(!btf);
+    open.progs.wakeup_btf.set_autoload(btf);
+    open.progs.wakeup_new_btf.set_autoload(btf);
+    open.progs.wakeup_raw.set_autoload(!btf);
+    open.progs.wakeup_new_raw.set_autoload(!btf);
     let full = opts.pelt == PeltMode::Full;
     open.progs.pelt_se.set_autoload(full);
     open.progs.pelt_cfs.set_autoload(full);
@@ -233,8 +237,13 @@ pub fn record(opts: &Options) -> Result<Summary, Error> {
     } else {
         links.push(attach(&mut skel.progs.switch_raw, "sched_switch")?);
     }
-    links.push(attach(&mut skel.progs.wakeup, "sched_wakeup")?);
-    links.push(attach(&mut skel.progs.wakeup_new, "sched_wakeup_new")?);
+    if attached_to.starts_with("tp_btf") {
+        links.push(attach(&mut skel.progs.wakeup_btf, "sched_wakeup")?);
+        links.push(attach(&mut skel.progs.wakeup_new_btf, "sched_wakeup_new")?);
+    } else {
+        links.push(attach(&mut skel.progs.wakeup_raw, "sched_wakeup")?);
+        links.push(attach(&mut skel.progs.wakeup_new_raw, "sched_wakeup_new")?);
+    }
     links.push(attach(&mut skel.progs.migrate, "sched_migrate_task")?);
     links.push(attach(&mut skel.progs.proc_fork, "sched_process_fork")?);
     links.push(attach(&mut skel.progs.proc_exec, "sched_process_exec")?);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 OR MIT */
 /*
- * The context-switch path, included twice by schedrec.bpf.c with:
+ * The context-switch and wakeup paths, included twice by schedrec.bpf.c with:
  *   SFX          suffix of the functions defined here (_btf, _raw)
  *   RD(p, f)     read field path f of kernel pointer p
  *   RD_SMALL(s, f)  read a small integer field whose size changed across
@@ -95,7 +95,37 @@ static __always_inline int CAT(handle_switch, SFX)(bool preempt, struct task_str
 		CAT(read_avg, SFX)(next, &f->next);
 		CAT(read_sums, SFX)(next, &f->next_sums);
 	}
-	submit(e);
+	submit(e, pelt_mode == 2 ? sizeof(struct sr_switch_full) : sizeof(struct sr_switch));
+	return 0;
+}
+
+static __always_inline int CAT(handle_wakeup, SFX)(struct task_struct *p, u16 flags)
+{
+	u32 cpu = bpf_get_smp_processor_id();
+	u64 ts = bpf_ktime_get_ns();
+	struct sr_cpu *st = state();
+	struct sr_wakeup *e;
+	u32 target = task_rq_cpu(p, cpu);
+
+	if (!cpu_selected(target) || !task_selected(p))
+		return 0;
+	note_task(p, ts, cpu, st);
+	if (pelt_mode == 2)
+		e = reserve(st, sizeof(struct sr_wakeup_full), ts);
+	else
+		e = reserve(st, sizeof(struct sr_wakeup), ts);
+	if (!e)
+		return 0;
+	hdr(&e->h, ts, cpu, pelt_mode == 2 ? SR_EV_WAKEUP_FULL : SR_EV_WAKEUP, flags);
+	e->pid = RD(p, pid);
+	e->target_cpu = target;
+	if (pelt_mode)
+		CAT(read_avg, SFX)(p, &e->avg);
+	else
+		__builtin_memset(&e->avg, 0, sizeof(e->avg));
+	if (pelt_mode == 2)
+		CAT(read_sums, SFX)(p, &((struct sr_wakeup_full *)e)->sums);
+	submit(e, pelt_mode == 2 ? sizeof(struct sr_wakeup_full) : sizeof(*e));
 	return 0;
 }
 
