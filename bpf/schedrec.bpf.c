@@ -22,8 +22,7 @@ const volatile u32 pelt_mode = 1;      /* 0 off, 1 switch, 2 full */
 const volatile u32 ctr_mask = 0;       /* counter slots with an open perf event */
 const volatile u64 wakeup_bytes = 256 << 10;
 const volatile u32 filter_tasks = 0;   /* only tasks whose tgid is in `tracked` */
-const volatile u32 filter_cpus = 0;    /* only CPUs set in `cpu_mask` */
-const volatile u64 cpu_mask[16] = {};  /* up to 1024 CPUs */
+const volatile u32 filter_cpus = 0;    /* only CPUs set to 1 in `cpu_filter` */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -36,6 +35,15 @@ struct {
 	__type(key, u32);
 	__type(value, struct sr_cpu);
 } cpu_state SEC(".maps");
+
+/* --cpus: 1 for each selected CPU (a map lookup keeps the verifier happy
+ * with a CPU number read from kernel memory). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 8192);
+	__type(key, u32);
+	__type(value, u8);
+} cpu_filter SEC(".maps");
 
 /* Tasks whose metadata was already emitted (pid -> 1). */
 struct {
@@ -68,11 +76,12 @@ static __always_inline struct sr_cpu *state(void)
 
 static __always_inline bool cpu_selected(u32 cpu)
 {
+	u8 *on;
+
 	if (!filter_cpus)
 		return true;
-	if (cpu >= 1024)
-		return false;
-	return (cpu_mask[cpu / 64 & 15] >> (cpu % 64)) & 1;
+	on = bpf_map_lookup_elem(&cpu_filter, &cpu);
+	return on && *on;
 }
 
 static __always_inline bool task_selected(struct task_struct *p)

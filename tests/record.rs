@@ -429,3 +429,82 @@ fn software_counters_exercise_the_counter_path() {
     }
     assert!(checked > 30, "only {checked} slices checked");
 }
+
+#[test]
+fn cpu_and_command_filters_apply_in_bpf() {
+    if !can_record("cpu_and_command_filters_apply_in_bpf") {
+        return;
+    }
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    // --cpus: only CPU 1's switches.
+    let out = tmp.path().join("cpu1.sched");
+    record(
+        &out,
+        &[
+            "--no-counters",
+            "--cpus",
+            "1",
+            "--duration",
+            "1",
+            "--workload",
+            "periodic --cpu 1",
+        ],
+    );
+    let recs = records(&out);
+    let switches: Vec<u32> = recs
+        .iter()
+        .filter_map(|r| match r {
+            Record::Switch(s) => Some(s.cpu),
+            _ => None,
+        })
+        .collect();
+    assert!(switches.len() > 50);
+    assert!(
+        switches.iter().all(|&c| c == 1),
+        "a switch of another CPU was recorded"
+    );
+    // --only-cmd: only switches in or out of the command's processes.
+    let out = tmp.path().join("cmd.sched");
+    record(
+        &out,
+        &[
+            "--no-counters",
+            "--only-cmd",
+            "--",
+            "sh",
+            "-c",
+            "for i in 1 2 3 4 5; do sleep 0.05; done",
+        ],
+    );
+    let recs = records(&out);
+    let tgids: std::collections::BTreeSet<u32> = recs
+        .iter()
+        .filter_map(|r| match r {
+            Record::Task(t) => Some(t.tgid),
+            _ => None,
+        })
+        .collect();
+    let mut n = 0;
+    for r in &recs {
+        if let Record::Switch(s) = r {
+            assert!(
+                tgids.contains(&s.prev.tgid) || tgids.contains(&s.next.tgid),
+                "switch of unrelated tasks {}->{}",
+                s.prev.pid,
+                s.next.pid
+            );
+            n += 1;
+        }
+    }
+    assert!(n >= 10, "only {n} switches of the command");
+    // The command and its children (sh, sleep) only.
+    let comms: std::collections::BTreeSet<Vec<u8>> = recs
+        .iter()
+        .filter_map(|r| match r {
+            Record::Task(t) => Some(t.comm.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(comms.contains(&b"sleep".to_vec()), "{comms:?}");
+}

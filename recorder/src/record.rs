@@ -67,10 +67,17 @@ fn install_signal_handlers() {
 }
 
 fn bpf_error(what: &str, e: libbpf_rs::Error) -> Error {
-    if e.kind() == ErrorKind::PermissionDenied {
-        Error::NotPermitted
-    } else {
-        Error::Bpf(format!("{what}: {e}"))
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    match e.kind() {
+        // The verifier also answers EACCES: for root that is a rejected
+        // program, not a missing privilege.
+        ErrorKind::PermissionDenied if !root => Error::NotPermitted,
+        ErrorKind::PermissionDenied => Error::Bpf(format!(
+            "{what}: the kernel's verifier rejected a BPF program ({e}); \
+             run with SCHEDREC_BPF_DEBUG=1 for its log and report it"
+        )),
+        _ => Error::Bpf(format!("{what}: {e}")),
     }
 }
 
@@ -120,7 +127,6 @@ fn setup<'o>(
     btf: bool,
     opts: &Options,
     ctr_mask: u32,
-    cpus: &[u32],
 ) -> Result<SchedrecSkel<'o>, Error> {
     let mut open = SchedrecSkelBuilder::default()
         .open(obj)
@@ -137,14 +143,7 @@ fn setup<'o>(
     };
     ro.ctr_mask = ctr_mask;
     ro.filter_tasks = (opts.only_command || !opts.tgids.is_empty()) as u32;
-    if opts.cpus.is_some() {
-        ro.filter_cpus = 1;
-        for &c in cpus {
-            if c < 1024 {
-                ro.cpu_mask[(c / 64) as usize] |= 1 << (c % 64);
-            }
-        }
-    }
+    ro.filter_cpus = opts.cpus.is_some() as u32;
     open.progs.switch_btf.set_autoload(btf);
     open.progs.switch_raw.set_autoload(!btf);
     open.progs.wakeup_btf.set_autoload(btf);
@@ -211,15 +210,15 @@ pub fn record(opts: &Options) -> Result<Summary, Error> {
     let mut obj_raw = MaybeUninit::uninit();
     let (mut skel, attached_to) = if opts.force_raw_tp {
         (
-            setup(&mut obj_raw, false, opts, ctr_mask, &cpus)?,
+            setup(&mut obj_raw, false, opts, ctr_mask)?,
             "raw_tp/sched_switch",
         )
     } else {
-        match setup(&mut obj_btf, true, opts, ctr_mask, &cpus) {
+        match setup(&mut obj_btf, true, opts, ctr_mask) {
             Ok(s) => (s, "tp_btf/sched_switch"),
             Err(Error::NotPermitted) => return Err(Error::NotPermitted),
             Err(_) => (
-                setup(&mut obj_raw, false, opts, ctr_mask, &cpus)?,
+                setup(&mut obj_raw, false, opts, ctr_mask)?,
                 "raw_tp/sched_switch",
             ),
         }
@@ -282,6 +281,14 @@ pub fn record(opts: &Options) -> Result<Summary, Error> {
                     MapFlags::ANY,
                 )
                 .map_err(|e| bpf_error("installing perf counters", e))?;
+        }
+    }
+    if opts.cpus.is_some() {
+        for &c in &cpus {
+            skel.maps
+                .cpu_filter
+                .update(&c.to_ne_bytes(), &[1u8], MapFlags::ANY)
+                .map_err(|e| bpf_error("setting the CPU filter", e))?;
         }
     }
     let one = 1u32.to_ne_bytes();
