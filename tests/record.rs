@@ -506,5 +506,5 @@ fn cpu_and_command_filters_apply_in_bpf() {
             _ => None,
         })
         .collect();
-    assert!(comms.contains(&b"sleep".to_vec()), "{comms:?}");
+    assert!(comms.contains(b"sleep".as_slice()), "{comms:?}");
 }
