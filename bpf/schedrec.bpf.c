@@ -26,7 +26,7 @@ const volatile u32 filter_cpus = 0;    /* only CPUs set to 1 in `cpu_filter` */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 16 << 20);
+	__uint(max_entries, 64 << 20);
 } events SEC(".maps");
 
 struct {

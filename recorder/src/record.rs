@@ -35,6 +35,8 @@ pub struct Options {
     pub quiet: bool,
     /// Use raw_tp/sched_switch even where tp_btf works (tests the fallback).
     pub force_raw_tp: bool,
+    /// Nice value of the recorder's threads (negative: ahead of the workload).
+    pub nice: i32,
     /// The recorder's own command line, for the header.
     pub command_line: Vec<String>,
 }
@@ -313,6 +315,21 @@ pub fn record(opts: &Options) -> Result<Summary, Error> {
         Some(c)
     };
 
+    // The drain loop must keep up with every CPU's switches while the host
+    // is saturated: run it (and the writer thread, created below, which
+    // inherits it) at a higher priority than the workload. The command was
+    // started above, at its normal priority.
+    if opts.nice != 0 {
+        // SAFETY: setpriority on this thread only (Linux nice is per thread).
+        let tid = unsafe { libc::gettid() } as libc::id_t;
+        if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, opts.nice) } != 0 && !opts.quiet {
+            eprintln!(
+                "schedrec: warning: cannot set nice {} for the recorder: {}",
+                opts.nice,
+                std::io::Error::last_os_error()
+            );
+        }
+    }
     // Only now, with everything attached, create the output (mode 0600).
     let mut meta = host::metadata(nr_cpus, opts.pelt, opts.command_line.clone());
     meta.counters = slots

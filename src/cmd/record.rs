@@ -40,6 +40,10 @@ pub struct Args {
     /// Use raw_tp/sched_switch even where tp_btf works.
     #[arg(long)]
     raw_tp: bool,
+    /// Nice value for the recorder's own threads: below 0 they get the CPU
+    /// ahead of a saturating workload, so the ring buffer is drained in time.
+    #[arg(long, default_value_t = -10, allow_hyphen_values = true)]
+    nice: i32,
     /// No progress line or summary.
     #[arg(short, long)]
     quiet: bool,
@@ -83,6 +87,7 @@ pub fn run(a: Args) -> Result<i32, Box<dyn std::error::Error + Send + Sync>> {
         only_command: a.only_cmd,
         quiet: a.quiet,
         force_raw_tp: a.raw_tp,
+        nice: a.nice,
         command_line: std::env::args().collect(),
     };
     let s = record(&opts)?;
