@@ -508,3 +508,55 @@ fn cpu_and_command_filters_apply_in_bpf() {
         .collect();
     assert!(comms.contains(b"sleep".as_slice()), "{comms:?}");
 }
+
+#[test]
+fn tgid_filter_keeps_one_process() {
+    if !can_record("tgid_filter_keeps_one_process") {
+        return;
+    }
+    let _serial = serial();
+    // A process to follow, started before the recording.
+    let mut target = Command::new(exe())
+        .args([
+            "workload",
+            "periodic",
+            "--period-ms",
+            "10",
+            "--duty",
+            "0.2",
+            "--duration",
+            "3",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let tgid = target.id();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("tgid.sched");
+    record(
+        &out,
+        &[
+            "--no-counters",
+            "--tgid",
+            &tgid.to_string(),
+            "--duration",
+            "1",
+        ],
+    );
+    let _ = target.kill();
+    let _ = target.wait();
+    let recs = records(&out);
+    let mut n = 0;
+    for r in &recs {
+        if let Record::Switch(s) = r {
+            assert!(
+                s.prev.tgid == tgid || s.next.tgid == tgid,
+                "switch {}->{} of another process",
+                s.prev.pid,
+                s.next.pid
+            );
+            n += 1;
+        }
+    }
+    assert!(n >= 100, "only {n} switches of process {tgid}");
+}
