@@ -217,5 +217,55 @@ pub fn util_est_update(sa: &mut SchedAvg, dequeued: u64, runnable: u64, capacity
     sa.util_est = ewma | UTIL_AVG_UNCHANGED;
 }
 
+/// `cap_scale(v, s)`.
+pub fn cap_scale(v: u64, s: u64) -> u64 {
+    (v * s) >> SCHED_CAPACITY_SHIFT
+}
+
+/// A run-queue's PELT clock (`rq->clock_pelt`, kernel/sched/pelt.h): while
+/// the CPU is busy it advances by the elapsed `clock_task` scaled by the
+/// CPU's capacity and current frequency, so that work done slowly counts
+/// for what it would have taken at full speed; when the CPU goes idle it
+/// catches up with `clock_task` (and the time a saturated CPU never had
+/// idle goes to `lost_idle_time` instead).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RqClockPelt {
+    pub clock_task: u64,
+    pub clock_pelt: u64,
+    pub lost_idle_time: u64,
+}
+
+impl RqClockPelt {
+    /// `update_rq_clock_pelt(rq, delta)`: `clock_task` advanced by `delta`;
+    /// `idle` is whether the CPU was idle over it.
+    pub fn update(&mut self, delta: u64, idle: bool, capacity: u64, freq_scale: u64) {
+        self.clock_task += delta;
+        if idle {
+            self.clock_pelt = self.clock_task;
+            return;
+        }
+        let delta = cap_scale(delta, capacity);
+        let delta = cap_scale(delta, freq_scale);
+        self.clock_pelt += delta;
+    }
+
+    /// `update_idle_rq_clock_pelt(rq)` as the CPU goes idle, with
+    /// `util_sum` the run-queue's cfs + rt + dl util_sum: the time PELT did
+    /// not see is idle time, unless the run-queue was saturated, in which
+    /// case it is lost; then the PELT clock catches up with `clock_task`.
+    pub fn go_idle(&mut self, util_sum: u32) {
+        let divider: u32 = (((LOAD_AVG_MAX - 1024) << SCHED_CAPACITY_SHIFT) - LOAD_AVG_MAX) as u32;
+        if util_sum >= divider {
+            self.lost_idle_time += self.clock_task - self.clock_pelt;
+        }
+        self.clock_pelt = self.clock_task;
+    }
+
+    /// `rq_clock_pelt(rq)`: the `now` of PELT updates on this run-queue.
+    pub fn now(&self) -> u64 {
+        self.clock_pelt - self.lost_idle_time
+    }
+}
+
 #[cfg(test)]
 mod tests;

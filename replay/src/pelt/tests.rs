@@ -184,3 +184,50 @@ fn two_tasks_sharing_a_cpu() {
     );
     assert!(rq.load_avg.abs_diff(2048) <= 4, "rq load {}", rq.load_avg);
 }
+
+#[test]
+fn frequency_invariance() {
+    // 4 ms of full-capacity work every 16 ms peaks at 288 whatever the
+    // frequency: at 768/1024 the work takes 5.33 ms of wall time, but the
+    // PELT clock advances by 4 ms while busy and catches up when idle.
+    for freq in [1024u64, 768, 512] {
+        let mut clk = RqClockPelt::default();
+        let mut sa = SchedAvg::default();
+        let work_ns = 4 * MS * 1024 / freq; // wall time of 4 ms of full-speed work
+        let mut peaks = Vec::new();
+        for k in 0..300u64 {
+            // Wake at the start of the period (the CPU was idle).
+            let start = k * 16 * MS;
+            clk.update(start - clk.clock_task, true, 1024, freq);
+            update_load_avg_se(clk.now(), &mut sa, 1024, false, false, false);
+            // Run with ticks every 1 ms of wall time.
+            let mut t = start;
+            while t + MS < start + work_ns {
+                clk.update(MS, false, 1024, freq);
+                t += MS;
+                update_load_avg_se(clk.now(), &mut sa, 1024, true, true, true);
+            }
+            clk.update(start + work_ns - t, false, 1024, freq);
+            update_load_avg_se(clk.now(), &mut sa, 1024, true, true, true);
+            clk.go_idle(sa.util_sum);
+            if k >= 100 {
+                peaks.push(sa.util_avg);
+            }
+        }
+        let peak = *peaks.iter().max().unwrap();
+        assert!(peak.abs_diff(288) <= 1, "freq {freq}: peak {peak}");
+    }
+}
+
+#[test]
+fn saturated_cpu_loses_its_idle_time() {
+    let mut clk = RqClockPelt::default();
+    clk.update(10 * MS, false, 1024, 512); // busy at half speed: pelt +5 ms
+    assert_eq!((clk.clock_task, clk.clock_pelt), (10 * MS, 5 * MS));
+    clk.go_idle(0); // not saturated: the 5 ms are idle time
+    assert_eq!((clk.now(), clk.lost_idle_time), (10 * MS, 0));
+    clk.update(10 * MS, false, 1024, 512);
+    clk.go_idle(47_791_490); // saturated: the missing 5 ms are lost
+    assert_eq!(clk.lost_idle_time, 5 * MS);
+    assert_eq!(clk.now(), 15 * MS);
+}
