@@ -79,12 +79,8 @@ fn periodic_task_is_recorded_with_its_duty_cycle_and_pelt() {
     let recs = records(&out);
     let pid = common::pid_of(&recs, "periodic");
     // From its first sleep on: the thread pins itself when it starts.
-    let mine: Vec<&schedrec_format::Switch> = recs
-        .iter()
-        .filter_map(|r| match r {
-            Record::Switch(s) if s.prev.pid == pid || s.next.pid == pid => Some(s),
-            _ => None,
-        })
+    let mine: Vec<&schedrec_format::Switch> = common::switches(&recs)
+        .filter(|s| s.prev.pid == pid || s.next.pid == pid)
         .skip_while(|s| !(s.prev.pid == pid && s.prev_state != 0))
         .skip(1)
         .collect();
@@ -322,13 +318,7 @@ fn task_metadata_follows_fork_exec_and_exit() {
         ],
     );
     let recs = records(&out);
-    let tasks: Vec<&schedrec_format::Task> = recs
-        .iter()
-        .filter_map(|r| match r {
-            Record::Task(t) => Some(t),
-            _ => None,
-        })
-        .collect();
+    let tasks: Vec<&schedrec_format::Task> = common::tasks(&recs).collect();
     let find = |comm: &str, ev: TaskEvent| {
         tasks
             .iter()
@@ -365,12 +355,9 @@ fn raw_tp_fallback_records_the_same_fields() {
     );
     let recs = records(&out);
     let pid = common::pid_of(&recs, "periodic");
-    let outs: Vec<u64> = recs
-        .iter()
-        .filter_map(|r| match r {
-            Record::Switch(s) if s.prev.pid == pid => s.prev_pelt.map(|p| p.util_avg),
-            _ => None,
-        })
+    let outs: Vec<u64> = common::switches(&recs)
+        .filter(|s| s.prev.pid == pid)
+        .filter_map(|s| s.prev_pelt.map(|p| p.util_avg))
         .collect();
     assert!(outs.len() > 50);
     assert!(
@@ -452,13 +439,7 @@ fn cpu_and_command_filters_apply_in_bpf() {
         ],
     );
     let recs = records(&out);
-    let switches: Vec<u32> = recs
-        .iter()
-        .filter_map(|r| match r {
-            Record::Switch(s) => Some(s.cpu),
-            _ => None,
-        })
-        .collect();
+    let switches: Vec<u32> = common::switches(&recs).map(|s| s.cpu).collect();
     assert!(switches.len() > 50);
     assert!(
         switches.iter().all(|&c| c == 1),
@@ -478,13 +459,7 @@ fn cpu_and_command_filters_apply_in_bpf() {
         ],
     );
     let recs = records(&out);
-    let tgids: std::collections::BTreeSet<u32> = recs
-        .iter()
-        .filter_map(|r| match r {
-            Record::Task(t) => Some(t.tgid),
-            _ => None,
-        })
-        .collect();
+    let tgids: std::collections::BTreeSet<u32> = common::tasks(&recs).map(|t| t.tgid).collect();
     let mut n = 0;
     for r in &recs {
         if let Record::Switch(s) = r {
@@ -499,13 +474,8 @@ fn cpu_and_command_filters_apply_in_bpf() {
     }
     assert!(n >= 10, "only {n} switches of the command");
     // The command and its children (sh, sleep) only.
-    let comms: std::collections::BTreeSet<Vec<u8>> = recs
-        .iter()
-        .filter_map(|r| match r {
-            Record::Task(t) => Some(t.comm.clone()),
-            _ => None,
-        })
-        .collect();
+    let comms: std::collections::BTreeSet<Vec<u8>> =
+        common::tasks(&recs).map(|t| t.comm.clone()).collect();
     assert!(comms.contains(b"sleep".as_slice()), "{comms:?}");
 }
 

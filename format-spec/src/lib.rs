@@ -17,6 +17,8 @@
 //! # Ok::<(), schedrec_format::Error>(())
 //! ```
 
+#[cfg(feature = "synth")]
+pub mod bench;
 pub mod chunk;
 pub mod columns;
 pub mod error;

@@ -103,7 +103,6 @@ pub struct ColumnSize {
 
 /// Per-column sizes (for `schedrec info --columns`), decoding every chunk.
 pub fn column_sizes(reader: &Reader) -> Result<Vec<ColumnSize>> {
-    use crate::chunk::Codec;
     let mut out: std::collections::BTreeMap<(Kind, u8), ColumnSize> = Default::default();
     for i in 0..reader.chunks().len() {
         let c = reader.chunks()[i];
@@ -128,7 +127,6 @@ pub fn column_sizes(reader: &Reader) -> Result<Vec<ColumnSize>> {
             e.raw_bytes += bytes.len() as u64;
             e.zstd_bytes += z as u64;
         }
-        let _ = Codec::Zstd;
     }
     Ok(out.into_values().collect())
 }

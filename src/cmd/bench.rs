@@ -2,11 +2,9 @@
 //! run, so ratios are measured under the same conditions.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
-use rayon::prelude::*;
-use schedrec_format::synth::{generate, Spec};
-use schedrec_format::{Filter, Reader, Record, Summary, Writer, WriterOptions};
+use schedrec_format::bench::measure_stream;
+use schedrec_format::synth::Spec;
 
 use crate::out::CliResult;
 
@@ -65,24 +63,6 @@ pub fn run(w: What) -> CliResult {
     }
 }
 
-struct Row {
-    name: &'static str,
-    switches: u64,
-    records: u64,
-    switch_bytes: f64,
-    file_bytes: f64,
-    write: f64,
-    push_ns: f64,
-    bg_ns: f64,
-    decode1: f64,
-    decode2: f64,
-    merged: f64,
-}
-
-fn rate(n: u64, d: Duration) -> f64 {
-    n as f64 / d.as_secs_f64() / 1e6
-}
-
 fn format(
     switches: u64,
     spec: Option<PathBuf>,
@@ -97,8 +77,6 @@ fn format(
     base.max_switches = switches;
     base.duration_ms = 1e12; // run until max_switches
     let dir = dir.unwrap_or_else(std::env::temp_dir);
-    let pool1 = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
-    let pool2 = rayon::ThreadPoolBuilder::new().num_threads(2).build()?;
     let variants: [(&'static str, bool, &str); 3] = [
         ("core fields", false, "off"),
         ("+counters +pelt=switch", true, "switch"),
@@ -121,92 +99,9 @@ fn format(
             std::process::id(),
             pelt
         ));
-        let meta = schedrec_format::synth::metadata(&spec, spec.seed, vec![]);
 
-        // Write cost on one core = time in `push` + the background thread's
-        // busy time. Records are generated beforehand in small batches, so
-        // that they are in cache when pushed, as a recorder's are.
-        let opts = WriterOptions {
-            zstd_level,
-            ..Default::default()
-        };
-        let mut w = Writer::create(&path, &meta, opts)?;
-        let stats = w.stats();
-        let mut batch: Vec<Record> = Vec::with_capacity(8192);
-        let mut pushing = Duration::ZERO;
-        let mut records = 0u64;
-        let mut drain = |batch: &mut Vec<Record>, w: &mut Writer| -> schedrec_format::Result<()> {
-            let t = Instant::now();
-            for r in batch.iter() {
-                w.push(r)?;
-            }
-            pushing += t.elapsed();
-            records += batch.len() as u64;
-            batch.clear();
-            Ok(())
-        };
-        generate(&spec, spec.seed, |r| {
-            batch.push(r);
-            if batch.len() == batch.capacity() {
-                drain(&mut batch, &mut w)?;
-            }
-            Ok(())
-        })?;
-        drain(&mut batch, &mut w)?;
-        drop(batch);
-        // (finish() only waits for the background thread, whose time is
-        // counted in busy_ns, and writes the footer.)
-        w.finish()?;
-        let ns = |a: &std::sync::atomic::AtomicU64| {
-            Duration::from_nanos(a.load(std::sync::atomic::Ordering::Relaxed))
-        };
-        let busy = ns(&stats.busy_ns);
-        // Time blocked on a full queue is waiting for the background thread,
-        // whose work is already in `busy`.
-        let pushing = pushing.saturating_sub(ns(&stats.blocked_ns));
-        let spent = pushing + busy;
-
-        let r = Reader::open(&path)?;
-        let s = Summary::of(&r)?;
-        let decode = |pool: &rayon::ThreadPool| -> Result<Duration, schedrec_format::Error> {
-            let mut best = Duration::MAX;
-            for _ in 0..5 {
-                let t = Instant::now();
-                let n: usize = pool.install(|| {
-                    r.par_decode(&Filter::default())
-                        .map(|d| d.map(|d| d.len()))
-                        .try_reduce(|| 0, |a, b| Ok(a + b))
-                })?;
-                best = best.min(t.elapsed());
-                assert_eq!(n as u64, records);
-            }
-            Ok(best)
-        };
-        let d1 = decode(&pool1)?;
-        let d2 = decode(&pool2)?;
-        let t = Instant::now();
-        let mut n = 0u64;
-        pool1.install(|| -> schedrec_format::Result<()> {
-            for rec in r.records(Filter::default()) {
-                std::hint::black_box(rec?);
-                n += 1;
-            }
-            Ok(())
-        })?;
-        let merged = t.elapsed();
-        rows.push(Row {
-            name,
-            switches: s.switches,
-            records,
-            switch_bytes: s.bytes_per_switch,
-            file_bytes: s.file_bytes as f64 / s.switches.max(1) as f64,
-            write: rate(records, spent),
-            push_ns: pushing.as_nanos() as f64 / records as f64,
-            bg_ns: busy.as_nanos() as f64 / records as f64,
-            decode1: rate(records, d1),
-            decode2: rate(records, d2),
-            merged: rate(n, merged),
-        });
+        let f = measure_stream(&spec, &path, zstd_level)?;
+        rows.push((name, f));
         if keep {
             eprintln!("kept {}", path.display());
         } else {
@@ -217,17 +112,17 @@ fn format(
         "| stream | switches | records | B/switch (switch chunks) | B/switch (whole file) | write Mrec/s (one core) | push + background ns/rec | decode 1 thread Mrec/s | decode 2 threads Mrec/s | 2T/1T | merged iteration Mrec/s |"
     );
     println!("|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|");
-    for r in &rows {
+    for (name, r) in &rows {
         println!(
             "| {} | {} | {} | {:.2} | {:.2} | {:.1} | {:.0} + {:.0} | {:.1} | {:.1} | {:.2} | {:.1} |",
-            r.name,
+            name,
             r.switches,
             r.records,
             r.switch_bytes,
             r.file_bytes,
             r.write,
             r.push_ns,
-            r.bg_ns,
+            r.background_ns,
             r.decode1,
             r.decode2,
             r.decode2 / r.decode1,

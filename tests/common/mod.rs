@@ -25,3 +25,19 @@ pub fn pid_of(recs: &[Record], comm: &str) -> u32 {
         })
         .unwrap_or_else(|| panic!("no task named {comm} in the trace"))
 }
+
+/// The switch records of a trace.
+pub fn switches(recs: &[Record]) -> impl Iterator<Item = &schedrec_format::Switch> {
+    recs.iter().filter_map(|r| match r {
+        Record::Switch(s) => Some(s),
+        _ => None,
+    })
+}
+
+/// The task records of a trace.
+pub fn tasks(recs: &[Record]) -> impl Iterator<Item = &schedrec_format::Task> {
+    recs.iter().filter_map(|r| match r {
+        Record::Task(t) => Some(t),
+        _ => None,
+    })
+}
