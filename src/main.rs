@@ -44,6 +44,8 @@ enum Cmd {
     Record(cmd::record::Args),
     /// Run a built-in workload with known behaviour.
     Workload(cmd::workload::Args),
+    /// Replay a trace through the kernel-exact PELT (and other models); judge it against the kernel's values.
+    Replay(cmd::replay::Args),
     /// Generate a deterministic synthetic trace from a workload description (TOML).
     Synth(cmd::synth::Args),
     /// Benchmarks that print their figures side by side.
@@ -63,6 +65,7 @@ fn main() -> ExitCode {
         } => cmd::info::run(&file, json, columns),
         Cmd::Dump(a) => cmd::dump::run(a),
         Cmd::Synth(a) => cmd::synth::run(a),
+        Cmd::Replay(a) => cmd::replay::run(a),
         Cmd::Workload(a) => cmd::workload::run_cmd(a),
         Cmd::Record(a) => match cmd::record::run(a) {
             Ok(0) => Ok(()),

@@ -1,6 +1,12 @@
-//! schedrec's replay side. For now: the kernel's PELT arithmetic
-//! ([`pelt`]), checked against the closed-form oracles of the PELT
-//! reference. The timeline rebuild, the replay driver and the models come
-//! with the rest of issue #4.
+//! schedrec's replay side: the kernel's PELT arithmetic ([`pelt`]), models
+//! built on it ([`model`]), each task's timeline ([`task`]) and the driver
+//! that streams a trace through them in parallel ([`engine`]), judged
+//! against the kernel's own values ([`fidelity`]).
 
+pub mod engine;
+pub mod fidelity;
+pub mod model;
 pub mod pelt;
+pub mod task;
+
+pub use engine::{replay, Options, Summary};

@@ -2,5 +2,6 @@ pub mod bench;
 pub mod dump;
 pub mod info;
 pub mod record;
+pub mod replay;
 pub mod synth;
 pub mod workload;

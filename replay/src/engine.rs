@@ -1,0 +1,565 @@
+//! The replay driver: one streaming pass over the trace in time order that
+//! routes each record to the tasks it concerns (mapping the trace clock to
+//! each CPU's PELT clock on the way), and, batch by batch, runs the tasks'
+//! timelines in parallel (tasks are independent once their events are
+//! known). Memory: the tasks plus one batch of events, never the trace.
+
+use std::collections::{HashMap, HashSet};
+
+use rayon::prelude::*;
+use schedrec_format::{Entity, Filter, PeltMode, Reader, Record, UtilEstLayout};
+use serde::Serialize;
+
+use crate::fidelity::{Fidelity, Metric, MetricSummary};
+use crate::model::{Measured, Model, Pelt, TaskInfo, UtilEst};
+use crate::task::{Clock, Config, Event, EventKind, Row, TaskSim};
+
+/// `sched_prio_to_weight[]` (kernel/sched/core.c), nice −20 … 19.
+pub const SCHED_PRIO_TO_WEIGHT: [u64; 40] = [
+    88761, 71755, 56483, 46273, 36291, 29154, 23254, 18705, 14949, 11916, 9548, 7620, 6100, 4904,
+    3906, 3121, 2501, 1991, 1586, 1277, 1024, 820, 655, 526, 423, 335, 272, 215, 172, 137, 110, 87,
+    70, 56, 45, 36, 29, 23, 18, 15,
+];
+/// `WEIGHT_IDLEPRIO`: SCHED_IDLE tasks.
+const WEIGHT_IDLEPRIO: u64 = 3;
+const SCHED_IDLE: u32 = 5;
+
+/// The load weight of a CFS task of kernel priority `prio` (100..=139),
+/// None for tasks PELT's fair class does not track (RT, deadline, idle).
+pub fn fair_weight(prio: i32, policy: Option<u32>) -> Option<u64> {
+    if !(100..=139).contains(&prio) {
+        return None;
+    }
+    if policy == Some(SCHED_IDLE) {
+        return Some(WEIGHT_IDLEPRIO);
+    }
+    Some(SCHED_PRIO_TO_WEIGHT[(prio - 100) as usize])
+}
+
+/// How to replay.
+pub struct Options {
+    /// The model the user chose, when it is not the kernel-exact reference
+    /// (None: the reference).
+    pub model: Option<Box<dyn Model>>,
+    /// HZ override (else the trace header's).
+    pub hz: Option<u32>,
+    /// Ignore the kernel's PELT timestamps and use the trace clock.
+    pub ktime: bool,
+    /// `--init zero`.
+    pub init_zero: bool,
+    /// Replay a `--pelt full` trace as if it had been recorded with
+    /// `--pelt switch` (drop sums, next's values and the update streams), to
+    /// measure what the extra data buys.
+    pub as_switch: bool,
+    /// Window of the measured utilisation.
+    pub measured_window_ns: u64,
+    /// Records per parallel batch.
+    pub batch: usize,
+    /// Tasks listed in the summary's `per_task`.
+    pub top: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            model: None,
+            hz: None,
+            ktime: false,
+            init_zero: false,
+            as_switch: false,
+            measured_window_ns: 32_000_000,
+            batch: 1 << 16,
+            top: 10,
+        }
+    }
+}
+
+/// What went wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Trace(#[from] schedrec_format::Error),
+    #[error("writing the output: {0}")]
+    Output(#[from] std::io::Error),
+    #[error("{0}")]
+    Config(String),
+}
+
+/// One task in the summary.
+#[derive(Clone, Debug, Serialize)]
+pub struct TaskSummary {
+    pub pid: u32,
+    pub comm: String,
+    pub running_ms: f64,
+    pub samples: u64,
+    pub reanchors: u64,
+    pub util_avg: Option<MetricSummary>,
+}
+
+/// What a replay found, as `schedrec replay --json` prints it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    pub model: String,
+    pub reference: String,
+    pub measured: String,
+    /// "pelt" (the kernel's timestamps) or "ktime" (estimated PELT clock).
+    pub clock: &'static str,
+    pub hz: u32,
+    /// Rows produced (kernel samples, or switches in traces without PELT).
+    pub rows: u64,
+    /// Kernel samples the reference was judged on.
+    pub samples: u64,
+    /// Samples not judged, by reason: `init` (first sight), `reanchor`,
+    /// `window` (window position still being resolved), `warmup` (--init zero).
+    pub excluded: HashMap<&'static str, u64>,
+    /// Tasks replayed (fair class).
+    pub tasks: u64,
+    /// Tasks skipped (RT, deadline: PELT's fair class does not track them).
+    pub skipped_tasks: u64,
+    pub reanchors: u64,
+    pub util_avg: Option<MetricSummary>,
+    pub load_avg: Option<MetricSummary>,
+    pub runnable_avg: Option<MetricSummary>,
+    pub util_est: Option<MetricSummary>,
+    /// The busiest tasks (by running time).
+    pub per_task: Vec<TaskSummary>,
+    pub records: u64,
+}
+
+struct Slot {
+    sim: TaskSim,
+    events: Vec<Event>,
+    comm: String,
+    /// The priority the task's weight was last set from (None: assumed).
+    prio: Option<i32>,
+}
+
+/// Replays `reader`, handing rows to `sink` batch by batch (in time order
+/// within a batch) and calling `progress` with the records read so far.
+pub fn replay(
+    reader: &Reader,
+    opts: &Options,
+    mut sink: impl FnMut(&[Row]) -> std::io::Result<()>,
+    mut progress: impl FnMut(u64),
+) -> Result<Summary, Error> {
+    let meta = reader.meta();
+    let hz = opts.hz.unwrap_or(meta.hz);
+    if hz == 0 {
+        return Err(Error::Config(
+            "the trace does not say the kernel's HZ (no kernel config on the recorded host): pass --hz 100|250|300|1000".into(),
+        ));
+    }
+    let util_est = match meta.util_est_layout {
+        UtilEstLayout::EnqueuedEwma => UtilEst::EnqueuedEwma,
+        _ => UtilEst::for_kernel(&meta.kernel_release),
+    };
+    let reference = Pelt::new(32, util_est).expect("32 is valid");
+    let measured = Measured {
+        window_ns: opts.measured_window_ns,
+    };
+    let has_pelt = meta.pelt != PeltMode::Off;
+    let as_switch = opts.as_switch && meta.pelt == PeltMode::Full;
+    let clock = if opts.ktime || !has_pelt {
+        Clock::Ktime
+    } else {
+        Clock::Pelt
+    };
+    let cfg = Config {
+        tick_ns: 1_000_000_000 / hz as u64,
+        clock,
+        full: meta.pelt == PeltMode::Full && clock == Clock::Pelt && !as_switch,
+        init_zero: opts.init_zero,
+        warmup_ns: 400_000_000,
+    };
+    let nr_cpus = meta.nr_cpus.max(1) as usize;
+    let capacity = |cpu: u32| -> u64 {
+        meta.cpu_capacity
+            .get(cpu as usize)
+            .map(|&c| c as u64)
+            .filter(|&c| c > 0)
+            .unwrap_or(1024)
+    };
+
+    let caps: Vec<u64> = (0..nr_cpus as u32).map(capacity).collect();
+    let mut models: Vec<&dyn Model> = vec![&reference, &measured];
+    if let Some(m) = &opts.model {
+        models.push(m.as_ref());
+    }
+    let mut pass = Pass {
+        models,
+        caps,
+        by_pid: HashMap::new(),
+        slots: Vec::new(),
+        policy: HashMap::new(),
+        comms: HashMap::new(),
+        skipped: HashSet::new(),
+    };
+    let mut off: Vec<Option<i64>> = vec![None; nr_cpus];
+    let mut curr: Vec<u32> = vec![0; nr_cpus];
+    let mut delayed: Vec<Vec<u32>> = vec![Vec::new(); nr_cpus];
+    // Per CPU: the enqueue time of the latest wakeup onto it since its last switch.
+    let mut woke: Vec<Option<u64>> = vec![None; nr_cpus];
+    let mut pending = 0usize;
+    let mut records = 0u64;
+    let mut rows_total = 0u64;
+    let mut excluded: HashMap<&'static str, u64> = HashMap::new();
+
+    let cpu_off = |off: &[Option<i64>], cpu: u32| -> i64 {
+        off.get(cpu as usize)
+            .copied()
+            .flatten()
+            .or_else(|| off.iter().flatten().next().copied())
+            .unwrap_or(0)
+    };
+
+    let mut run_batch = |slots: &mut Vec<Slot>,
+                         excluded: &mut HashMap<&'static str, u64>,
+                         rows_total: &mut u64|
+     -> Result<(), Error> {
+        let mut rows: Vec<Row> = slots
+            .par_iter_mut()
+            .filter(|s| !s.events.is_empty())
+            .flat_map_iter(|s| {
+                let mut out = Vec::new();
+                for e in s.events.drain(..) {
+                    s.sim.step(&cfg, &e, &mut out);
+                }
+                out
+            })
+            .collect();
+        rows.par_sort_by_key(|r| (r.ts, r.pid));
+        for r in &rows {
+            if let Some(why) = r.excluded {
+                *excluded.entry(why).or_default() += 1;
+            }
+        }
+        *rows_total += rows.len() as u64;
+        sink(&rows)?;
+        Ok(())
+    };
+
+    for rec in reader.records(Filter::default()) {
+        let mut rec = rec?;
+        if as_switch {
+            match &mut rec {
+                Record::Switch(r) => {
+                    r.prev_sums = None;
+                    r.next_sums = None;
+                    r.next_pelt = None;
+                }
+                Record::Wakeup(r) => r.sums = None,
+                Record::Pelt(_) => continue,
+                _ => {}
+            }
+        }
+        records += 1;
+        match &rec {
+            Record::Switch(r) => {
+                let c = r.cpu as usize;
+                // Only a fair task's sched_avg is maintained (an RT task's
+                // holds stale values, and last_update_time 0 when it never
+                // ran in the fair class).
+                let prev_lut = r
+                    .prev_pelt
+                    .filter(|p| {
+                        r.prev.pid != 0
+                            && fair_weight(r.prev.prio, None).is_some()
+                            && p.last_update_time != 0
+                    })
+                    .map(|p| p.last_update_time);
+                if let (Some(lut), true) = (prev_lut, c < nr_cpus) {
+                    off[c] = Some(r.ts as i64 - lut as i64);
+                }
+                let o = cpu_off(&off, r.cpu);
+                // The PELT time of next's pick. After a switch out of a fair
+                // task it is prev's update time (same rq clock). Out of idle,
+                // the wakeup that ended the idle asked for a reschedule and
+                // `rq_clock_skip_update()` made the pick reuse the
+                // enqueue's clock: the pick is at the wakeup's time.
+                let idle_wake = if r.prev.pid == 0 && c < nr_cpus {
+                    woke[c].take()
+                } else {
+                    None
+                };
+                let pick_now = prev_lut.or(idle_wake);
+                if c < nr_cpus {
+                    woke[c] = None;
+                }
+                pass.route(
+                    r.prev.pid,
+                    Some(r.prev.prio),
+                    Event {
+                        ts: r.ts,
+                        cpu: r.cpu,
+                        off: o,
+                        kind: EventKind::SwitchOut {
+                            prev_state: r.prev_state,
+                        },
+                        k: r.prev_pelt,
+                        sums: r.prev_sums,
+                    },
+                );
+                pass.route(
+                    r.next.pid,
+                    Some(r.next.prio),
+                    Event {
+                        ts: r.ts,
+                        cpu: r.cpu,
+                        off: o,
+                        kind: EventKind::SwitchIn { pick_now },
+                        k: r.next_pelt,
+                        sums: r.next_sums,
+                    },
+                );
+                if c < nr_cpus {
+                    curr[c] = r.next.pid;
+                    // Tasks left delayed on this CPU are dequeued when the
+                    // kernel's pick reaches them, which the trace does not
+                    // show; the next pick on the CPU is the estimate (on the
+                    // fixtures it matches the kernel's load_avg more often than
+                    // keeping them queued until their wakeup).
+                    let drained = std::mem::take(&mut delayed[c]);
+                    for pid in drained {
+                        pass.route(
+                            pid,
+                            None,
+                            Event {
+                                ts: r.ts,
+                                cpu: r.cpu,
+                                off: o,
+                                kind: EventKind::Pick,
+                                k: None,
+                                sums: None,
+                            },
+                        );
+                    }
+                    if r.prev_pelt.is_some_and(|p| p.on_rq && p.sched_delayed) {
+                        delayed[c].push(r.prev.pid);
+                    }
+                }
+            }
+            Record::Wakeup(r) => {
+                let t = r.target_cpu as usize;
+                if let Some(p) = r.pelt.filter(|p| p.last_update_time != 0) {
+                    if t < nr_cpus {
+                        woke[t] = Some(p.last_update_time);
+                        off[t] = Some(r.ts as i64 - p.last_update_time as i64);
+                    }
+                }
+                let ev = Event {
+                    ts: r.ts,
+                    cpu: r.target_cpu,
+                    off: cpu_off(&off, r.target_cpu),
+                    kind: EventKind::Wakeup { new: r.new },
+                    k: r.pelt,
+                    sums: r.sums,
+                };
+                // A task first seen at its wakeup is a fair task if the
+                // kernel tracks its PELT; otherwise its class is unknown
+                // until it switches.
+                pass.route_first_seen_fair(r.pid, r.pelt.is_some(), ev);
+            }
+            Record::Migrate(r) => {
+                let ev = Event {
+                    ts: r.ts,
+                    cpu: r.dest_cpu,
+                    off: cpu_off(&off, r.dest_cpu),
+                    kind: EventKind::Migrate {
+                        orig_off: cpu_off(&off, r.orig_cpu),
+                        dest_off: cpu_off(&off, r.dest_cpu),
+                    },
+                    k: None,
+                    sums: None,
+                };
+                pass.route(r.pid, None, ev);
+            }
+            Record::Pelt(r) if r.entity == Entity::Task => {
+                let is_curr = curr.get(r.rq_cpu as usize) == Some(&r.pid);
+                let ev = Event {
+                    ts: r.ts,
+                    cpu: r.rq_cpu,
+                    off: cpu_off(&off, r.rq_cpu),
+                    kind: EventKind::Sample { curr: is_curr },
+                    k: Some(r.avg),
+                    sums: r.sums,
+                };
+                pass.route(r.pid, None, ev);
+            }
+            Record::Task(r) => {
+                pass.policy.insert(r.pid, r.policy);
+                pass.comms
+                    .insert(r.pid, String::from_utf8_lossy(&r.comm).into_owned());
+                if let Some(&i) = pass.by_pid.get(&r.pid) {
+                    pass.slots[i].comm = String::from_utf8_lossy(&r.comm).into_owned();
+                }
+                use schedrec_format::TaskEvent;
+                let ends = matches!(r.event, TaskEvent::Exit)
+                    || (matches!(r.event, TaskEvent::Fork) && pass.by_pid.contains_key(&r.pid));
+                if ends {
+                    // The task is gone (or its pid is reused): finish it.
+                    if let Some(i) = pass.by_pid.remove(&r.pid) {
+                        let ev = Event {
+                            ts: r.ts,
+                            cpu: r.cpu,
+                            off: 0,
+                            kind: EventKind::Exit,
+                            k: None,
+                            sums: None,
+                        };
+                        pass.slots[i].events.push(ev);
+                    }
+                }
+                if matches!(r.event, TaskEvent::Fork) {
+                    pass.skipped.remove(&r.pid);
+                }
+            }
+            Record::Loss(r) => {
+                // Lost events: every timeline breaks here (the lost records
+                // could have been about any task).
+                for s in pass.slots.iter_mut() {
+                    s.events.push(Event {
+                        ts: r.ts,
+                        cpu: r.cpu,
+                        off: 0,
+                        kind: EventKind::Lost,
+                        k: None,
+                        sums: None,
+                    });
+                }
+            }
+            _ => {}
+        }
+        pending += 1;
+        if pending >= opts.batch {
+            run_batch(&mut pass.slots, &mut excluded, &mut rows_total)?;
+            pending = 0;
+            progress(records);
+        }
+    }
+    run_batch(&mut pass.slots, &mut excluded, &mut rows_total)?;
+    progress(records);
+
+    // Totals.
+    let mut fid = Fidelity::default();
+    let mut reanchors = 0;
+    for s in &pass.slots {
+        fid.merge(&s.sim.fid);
+        reanchors += s.sim.reanchors;
+    }
+    let mut busiest: Vec<&Slot> = pass.slots.iter().collect();
+    busiest.sort_by_key(|s| std::cmp::Reverse(s.sim.running_ns));
+    let per_task = busiest
+        .iter()
+        .take(opts.top)
+        .map(|s| TaskSummary {
+            pid: s.sim.pid,
+            comm: s.comm.clone(),
+            running_ms: s.sim.running_ns as f64 / 1e6,
+            samples: s.sim.samples,
+            reanchors: s.sim.reanchors,
+            util_avg: s.sim.fid.get(Metric::Util).summary(),
+        })
+        .collect();
+    let samples = fid.get(Metric::Util).n;
+    Ok(Summary {
+        model: opts
+            .model
+            .as_ref()
+            .map(|m| m.name())
+            .unwrap_or_else(|| reference.name()),
+        reference: reference.name(),
+        measured: measured.name(),
+        clock: match clock {
+            Clock::Pelt => "pelt",
+            Clock::Ktime => "ktime",
+        },
+        hz,
+        rows: rows_total,
+        samples,
+        excluded,
+        tasks: pass.slots.len() as u64,
+        skipped_tasks: pass.skipped.len() as u64,
+        reanchors,
+        util_avg: fid.get(Metric::Util).summary(),
+        load_avg: fid.get(Metric::Load).summary(),
+        runnable_avg: fid.get(Metric::Runnable).summary(),
+        util_est: fid.get(Metric::UtilEst).summary(),
+        per_task,
+        records,
+    })
+}
+
+/// The sequential pass's task table.
+struct Pass<'m> {
+    models: Vec<&'m dyn Model>,
+    caps: Vec<u64>,
+    by_pid: HashMap<u32, usize>,
+    slots: Vec<Slot>,
+    policy: HashMap<u32, u32>,
+    comms: HashMap<u32, String>,
+    skipped: HashSet<u32>,
+}
+
+impl Pass<'_> {
+    /// Routes an event to the pid's task, creating it on first sight when
+    /// its priority says it is a fair task, and following its weight.
+    fn route(&mut self, pid: u32, prio: Option<i32>, ev: Event) {
+        self.route_inner(pid, prio, false, ev)
+    }
+
+    /// Like [`Pass::route`] for a record without the task's priority (a
+    /// wakeup): a task first seen there is created as a nice-0 fair task
+    /// when `fair` (the kernel keeps PELT for it), and reweighted at its
+    /// first switch.
+    fn route_first_seen_fair(&mut self, pid: u32, fair: bool, ev: Event) {
+        self.route_inner(pid, None, fair, ev)
+    }
+
+    fn route_inner(&mut self, pid: u32, prio: Option<i32>, assume_fair: bool, ev: Event) {
+        if pid == 0 || self.skipped.contains(&pid) {
+            return;
+        }
+        let idx = match self.by_pid.get(&pid) {
+            Some(&i) => i,
+            None => {
+                let weight = match prio {
+                    Some(p) => fair_weight(p, self.policy.get(&pid).copied()),
+                    None if assume_fair => Some(1024),
+                    None => return,
+                };
+                let Some(weight) = weight else {
+                    self.skipped.insert(pid);
+                    return;
+                };
+                let info = TaskInfo {
+                    weight,
+                    capacity: self.caps.get(ev.cpu as usize).copied().unwrap_or(1024),
+                };
+                let models = self.models.iter().map(|m| m.task(info)).collect();
+                self.slots.push(Slot {
+                    sim: TaskSim::new(pid, models),
+                    events: Vec::new(),
+                    comm: self.comms.get(&pid).cloned().unwrap_or_default(),
+                    prio,
+                });
+                self.by_pid.insert(pid, self.slots.len() - 1);
+                self.slots.len() - 1
+            }
+        };
+        let slot = &mut self.slots[idx];
+        if let Some(p) = prio {
+            if slot.prio != Some(p) {
+                if let Some(weight) = fair_weight(p, self.policy.get(&pid).copied()) {
+                    slot.events.push(Event {
+                        kind: EventKind::Reweight { weight },
+                        k: None,
+                        sums: None,
+                        ..ev
+                    });
+                }
+                slot.prio = Some(p);
+            }
+        }
+        slot.events.push(ev);
+    }
+}

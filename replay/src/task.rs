@@ -1,0 +1,658 @@
+//! One task's timeline: its state (sleeping, runnable-waiting, running,
+//! delayed) rebuilt from its records, turned into PELT update points in the
+//! kernel's order (`pelt-reference.md` §3), and fed to every model.
+//!
+//! The rule at each record: update with the inputs of the interval that
+//! just ended, then change state. Where the trace carries the kernel's
+//! `last_update_time` for the record, that is the exact PELT `now` of the
+//! kernel's update; otherwise `now` is estimated from the trace clock.
+
+use schedrec_format::record::{PeltAvg, PeltSums};
+
+use crate::fidelity::{Fidelity, Metric};
+use crate::model::{Inputs, TaskModel, Values};
+
+/// Where a task is, as far as PELT is concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Not known yet (trace start, after lost events).
+    Unknown,
+    Sleeping,
+    /// On the run-queue, waiting for the CPU.
+    Waiting,
+    Running,
+    /// Blocked but still on the run-queue (v6.12+ delayed dequeue): load
+    /// counts, runnable does not.
+    Delayed,
+}
+
+impl State {
+    pub fn inputs(self) -> Inputs {
+        let (on_rq, runnable, running) = match self {
+            State::Unknown | State::Sleeping => (false, false, false),
+            State::Waiting => (true, true, false),
+            State::Running => (true, true, true),
+            State::Delayed => (true, false, false),
+        };
+        Inputs {
+            on_rq,
+            runnable,
+            running,
+        }
+    }
+    /// The state a kernel sample's flags describe, for a task not running.
+    fn from_flags(k: &PeltAvg) -> State {
+        match (k.on_rq, k.sched_delayed) {
+            (false, _) => State::Sleeping,
+            (true, false) => State::Waiting,
+            (true, true) => State::Delayed,
+        }
+    }
+}
+
+/// What happened to the task at an [`Event`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// `sched_wakeup` / `sched_wakeup_new` (with `new`).
+    Wakeup { new: bool },
+    /// Picked to run (the `next` of a switch). `pick_now`: the PELT time of
+    /// the pick when the record carries it only indirectly (prev's
+    /// `last_update_time` at the same switch).
+    SwitchIn { pick_now: Option<u64> },
+    /// Left the CPU (the `prev` of a switch).
+    SwitchOut { prev_state: u32 },
+    /// A `pelt_se_tp` update of the task (`--pelt full`); `curr`: whether
+    /// the task was the CPU's current task.
+    Sample { curr: bool },
+    /// `sched_migrate_task`; `orig_off`/`dest_off` map the trace clock to
+    /// the PELT clocks of the two CPUs.
+    Migrate { orig_off: i64, dest_off: i64 },
+    /// A pick on the CPU where the task sits delayed (v6.12+): the
+    /// kernel's pick dequeues a delayed entity when it comes first, so this
+    /// is the best estimate of when a delayed task finally leaves.
+    Pick,
+    /// The task's load weight is now this (its priority changed, or was
+    /// first learnt).
+    Reweight { weight: u64 },
+    /// The task exited.
+    Exit,
+    /// Events were lost: the timeline breaks here.
+    Lost,
+}
+
+/// A record about one task, prepared by the sequential pass.
+#[derive(Clone, Copy, Debug)]
+pub struct Event {
+    pub ts: u64,
+    pub cpu: u32,
+    /// trace clock − PELT clock on `cpu` at `ts` (estimated from the latest
+    /// kernel timestamps seen on that CPU).
+    pub off: i64,
+    pub kind: EventKind,
+    pub k: Option<PeltAvg>,
+    pub sums: Option<PeltSums>,
+}
+
+impl Event {
+    fn est_now(&self) -> u64 {
+        (self.ts as i64 - self.off).max(0) as u64
+    }
+}
+
+/// How the driver gets PELT time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Clock {
+    /// The kernel's `last_update_time` where recorded, else trace time
+    /// mapped onto the CPU's PELT clock.
+    Pelt,
+    /// The trace clock alone (what a trace without PELT timestamps allows).
+    Ktime,
+}
+
+/// Settings shared by all tasks.
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    /// Tick period (ns) from HZ.
+    pub tick_ns: u64,
+    pub clock: Clock,
+    /// The trace has every boundary-crossing update of each task
+    /// (`--pelt full`): emulated ticks never cross a boundary themselves.
+    pub full: bool,
+    /// `--init zero`: models start empty at first sight; samples within
+    /// `warmup_ns` of it are not counted.
+    pub init_zero: bool,
+    pub warmup_ns: u64,
+}
+
+/// A row of output: one kernel sample (or, in traces without PELT, one
+/// switch) with what each model said at that point.
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub ts: u64,
+    pub pid: u32,
+    pub cpu: u32,
+    pub event: &'static str,
+    pub kernel: Option<PeltAvg>,
+    /// The kernel-exact reference model.
+    pub exact: Values,
+    /// The chosen model (same as `exact` when it is the reference).
+    pub model: Values,
+    pub measured: Option<u64>,
+    /// Why the sample is not counted in fidelity, if it is not.
+    pub excluded: Option<&'static str>,
+}
+
+/// A task being replayed. `models[0]` is the kernel-exact reference,
+/// `models[1]` the measured utilisation, `models[2]` (optional) the model
+/// the user chose when it is not the reference.
+pub struct TaskSim {
+    pub pid: u32,
+    pub state: State,
+    cpu: u32,
+    /// Trace time of the last step (ticks are emulated after it).
+    last_ts: u64,
+    /// PELT time of the last update.
+    last_now: u64,
+    /// Set when the models hold no kernel state yet (or after a loss).
+    unanchored: bool,
+    first_ts: Option<u64>,
+    /// A wakeup migration in progress: the estimated PELT time of the
+    /// source run-queue's sync.
+    migrating: Option<u64>,
+    /// A load-balance migration in progress: attach at this PELT time.
+    attach_at: Option<u64>,
+    /// The kernel's util_sum at the task's last sample (with `--pelt full`),
+    /// and whether the task ran since: util_sum only grows while running.
+    last_k_util_sum: Option<u64>,
+    ran_since_k: bool,
+    /// A `pelt_se_tp` sample of the running task not yet applied (it may be
+    /// the update of the switch-out that follows).
+    pending: Option<Event>,
+    models: Vec<Box<dyn TaskModel>>,
+    pub fid: Fidelity,
+    pub reanchors: u64,
+    pub running_ns: u64,
+    run_start: Option<u64>,
+    pub samples: u64,
+}
+
+impl TaskSim {
+    pub fn new(pid: u32, models: Vec<Box<dyn TaskModel>>) -> TaskSim {
+        TaskSim {
+            pid,
+            state: State::Unknown,
+            cpu: u32::MAX,
+            last_ts: 0,
+            last_now: 0,
+            unanchored: true,
+            first_ts: None,
+            migrating: None,
+            attach_at: None,
+            pending: None,
+            last_k_util_sum: None,
+            ran_since_k: false,
+            models,
+            fid: Fidelity::default(),
+            reanchors: 0,
+            running_ns: 0,
+            run_start: None,
+            samples: 0,
+        }
+    }
+
+    pub fn set_weight(&mut self, weight: u64) {
+        for m in &mut self.models {
+            m.set_weight(weight);
+        }
+    }
+
+    fn update_all(&mut self, now: u64, ts: u64, inp: Inputs, tick: bool, may_cross: bool) {
+        self.last_now = self.last_now.max(now);
+        for m in &mut self.models {
+            m.update(now, ts, inp, tick, may_cross);
+        }
+    }
+
+    /// The kernel's ticks while the task ran, from the last step to `ev`.
+    /// Their PELT times are estimated from the trace clock and kept strictly
+    /// between the updates around them (a vCPU that was not running makes
+    /// the trace clock run ahead of the PELT clock).
+    fn ticks(&mut self, cfg: &Config, ev: &Event) {
+        if self.state != State::Running || cfg.tick_ns == 0 || ev.ts <= self.last_ts {
+            return;
+        }
+        let end = self.now(cfg, ev);
+        let mut t = (self.last_ts / cfg.tick_ns + 1) * cfg.tick_ns;
+        while t < ev.ts {
+            let now = match cfg.clock {
+                Clock::Pelt => (t as i64 - ev.off).max(0) as u64,
+                Clock::Ktime => t,
+            };
+            if now > self.last_now && now < end {
+                self.update_all(now, t, State::Running.inputs(), true, !cfg.full);
+                self.last_now = now;
+            }
+            t += cfg.tick_ns;
+        }
+    }
+
+    /// The PELT `now` of the kernel's update at `ev`.
+    fn now(&self, cfg: &Config, ev: &Event) -> u64 {
+        match cfg.clock {
+            Clock::Ktime => ev.ts,
+            Clock::Pelt => match (ev.k, ev.kind) {
+                (Some(k), _) => k.last_update_time,
+                (None, EventKind::SwitchIn { pick_now: Some(n) }) => n,
+                _ => ev.est_now(),
+            },
+        }
+    }
+
+    fn anchor(&mut self, cfg: &Config, ev: &Event, k: &PeltAvg) {
+        let now = self.now(cfg, ev);
+        let sums = if cfg.clock == Clock::Pelt {
+            ev.sums.as_ref()
+        } else {
+            None
+        };
+        for m in &mut self.models {
+            m.anchor(k, sums, now, ev.ts);
+        }
+        self.last_now = now;
+        self.unanchored = false;
+        self.first_ts.get_or_insert(ev.ts);
+    }
+
+    fn values(&self, i: usize, ts: u64) -> Values {
+        self.models.get(i).map(|m| m.values(ts)).unwrap_or_default()
+    }
+
+    fn row(
+        &mut self,
+        cfg: &Config,
+        ev: &Event,
+        event: &'static str,
+        excluded: Option<&'static str>,
+    ) -> Row {
+        let exact = self.values(0, ev.ts);
+        let measured = self.values(1, ev.ts).util_avg;
+        let model = if self.models.len() > 2 {
+            self.values(2, ev.ts)
+        } else {
+            exact
+        };
+        let mut excluded = excluded;
+        if excluded.is_none() && self.models[0].warming_up() {
+            excluded = Some("window");
+        }
+        if excluded.is_none()
+            && cfg.init_zero
+            && self.first_ts.is_some_and(|f| ev.ts < f + cfg.warmup_ns)
+        {
+            excluded = Some("warmup");
+        }
+        if let (Some(k), None) = (ev.k, excluded) {
+            self.fid.add(Metric::Util, exact.util_avg, k.util_avg);
+            self.fid.add(Metric::Load, exact.load_avg, k.load_avg);
+            self.fid
+                .add(Metric::Runnable, exact.runnable_avg, k.runnable_avg);
+            self.fid.add(
+                Metric::UtilEst,
+                exact.util_est.map(u64::from),
+                (k.util_est & !crate::pelt::UTIL_AVG_UNCHANGED) as u64,
+            );
+        }
+        if let Some(k) = ev.k {
+            for m in &mut self.models {
+                m.observe(&k);
+            }
+            self.last_k_util_sum = ev.sums.map(|s| s.util_sum);
+            self.ran_since_k = self.state == State::Running;
+        }
+        self.samples += 1;
+        Row {
+            ts: ev.ts,
+            pid: self.pid,
+            cpu: ev.cpu,
+            event,
+            kernel: ev.k,
+            exact,
+            model,
+            measured,
+            excluded,
+        }
+    }
+
+    /// A sample the timeline cannot explain: copy the kernel's state
+    /// (counted), and do not judge the models on it.
+    fn reanchor(&mut self, cfg: &Config, ev: &Event, event: &'static str, out: &mut Vec<Row>) {
+        let Some(k) = ev.k else {
+            self.unanchored = true;
+            return;
+        };
+        let row = self.row(cfg, ev, event, Some("reanchor"));
+        out.push(row);
+        self.reanchors += 1;
+        self.anchor(cfg, ev, &k);
+    }
+
+    fn set_state(&mut self, s: State, ts: u64) {
+        if self.state == State::Running && s != State::Running {
+            if let Some(a) = self.run_start.take() {
+                self.running_ns += ts.saturating_sub(a);
+            }
+        }
+        if s == State::Running && self.state != State::Running {
+            self.run_start = Some(ts);
+            self.ran_since_k = true;
+        }
+        self.state = s;
+    }
+
+    /// Applies a held `pelt_se_tp` sample of the running task as the tick
+    /// (or other update) it was.
+    fn flush_pending(&mut self, cfg: &Config, out: &mut Vec<Row>) {
+        if let Some(p) = self.pending.take() {
+            self.ticks(cfg, &p);
+            let now = self.now(cfg, &p);
+            self.update_all(now, p.ts, self.state.inputs(), false, true);
+            self.last_ts = p.ts;
+            let row = self.row(cfg, &p, "pelt", None);
+            out.push(row);
+        }
+    }
+
+    /// Processes one event, appending output rows.
+    pub fn step(&mut self, cfg: &Config, ev: &Event, out: &mut Vec<Row>) {
+        if let Some(p) = &self.pending {
+            let same_update = matches!(ev.kind, EventKind::SwitchOut { .. })
+                && ev
+                    .k
+                    .is_some_and(|k| Some(k.last_update_time) == p.k.map(|k| k.last_update_time));
+            if same_update {
+                self.pending = None;
+            } else {
+                self.flush_pending(cfg, out);
+            }
+        }
+        match ev.kind {
+            EventKind::Exit => {
+                self.set_state(State::Sleeping, ev.ts);
+                self.models.clear();
+                self.state = State::Unknown;
+                return;
+            }
+            EventKind::Lost => {
+                self.set_state(State::Unknown, ev.ts);
+                self.unanchored = true;
+                self.migrating = None;
+                self.attach_at = None;
+                return;
+            }
+            _ => {}
+        }
+        if self.models.is_empty() {
+            return;
+        }
+        self.ticks(cfg, ev);
+        self.last_ts = self.last_ts.max(ev.ts);
+        if self.unanchored && cfg.init_zero && self.state == State::Unknown {
+            // --init zero: empty state at first sight.
+            let zero = PeltAvg::default();
+            let now = self.now(cfg, ev);
+            let zs = PeltSums {
+                load_sum: 0,
+                runnable_sum: 0,
+                util_sum: 0,
+                period_contrib: 0,
+            };
+            for m in &mut self.models {
+                m.anchor(&zero, Some(&zs), now, ev.ts);
+            }
+            self.unanchored = false;
+            self.first_ts.get_or_insert(ev.ts);
+        }
+        match ev.kind {
+            EventKind::Wakeup { new } => self.wakeup(cfg, ev, new, out),
+            EventKind::SwitchIn { .. } => self.switch_in(cfg, ev, out),
+            EventKind::SwitchOut { prev_state } => self.switch_out(cfg, ev, prev_state, out),
+            EventKind::Sample { curr } => self.sample(cfg, ev, curr, out),
+            EventKind::Migrate { orig_off, dest_off } => self.migrate(cfg, ev, orig_off, dest_off),
+            EventKind::Reweight { weight } => self.set_weight(weight),
+            EventKind::Pick => {
+                if self.state == State::Delayed && !self.unanchored {
+                    let now = self.now(cfg, ev);
+                    self.update_all(now, ev.ts, State::Delayed.inputs(), false, true);
+                    self.set_state(State::Sleeping, ev.ts);
+                }
+            }
+            EventKind::Exit | EventKind::Lost => unreachable!(),
+        }
+        self.cpu = ev.cpu;
+    }
+
+    fn wakeup(&mut self, cfg: &Config, ev: &Event, new: bool, out: &mut Vec<Row>) {
+        let Some(k) = ev.k else {
+            // No PELT in the trace: the timeline alone.
+            if matches!(
+                self.state,
+                State::Sleeping | State::Delayed | State::Unknown
+            ) {
+                let now = self.now(cfg, ev);
+                self.update_all(now, ev.ts, self.state.inputs(), false, true);
+                self.set_state(State::Waiting, ev.ts);
+            }
+            return;
+        };
+        if new || self.unanchored || self.state == State::Unknown {
+            // A new task is initialised by the kernel (post_init_entity_util_avg):
+            // start from its values.
+            self.anchor(cfg, ev, &k);
+            self.set_state(State::Waiting, ev.ts);
+            self.migrating = None;
+            let row = self.row(cfg, ev, "wakeup", Some("init"));
+            out.push(row);
+            return;
+        }
+        match self.state {
+            State::Sleeping | State::Delayed => {
+                if !k.on_rq {
+                    self.reanchor(cfg, ev, "wakeup", out);
+                    return;
+                }
+                let now = self.now(cfg, ev);
+                if let Some(sync_now) = self.migrating.take() {
+                    // Wakeup migration: decayed to the old run-queue's
+                    // clock, then attached to the new one (adopting its
+                    // clock and window). With --pelt full a sync that
+                    // changed the averages was a sample already.
+                    if !cfg.full && cfg.clock == Clock::Pelt {
+                        self.update_all(sync_now, ev.ts, State::Sleeping.inputs(), false, true);
+                    }
+                    let pc = ev.sums.map(|s| s.period_contrib);
+                    for m in &mut self.models {
+                        m.attach(now, pc);
+                    }
+                } else {
+                    let inp = self.state.inputs();
+                    self.update_all(now, ev.ts, inp, false, true);
+                }
+                self.set_state(State::Waiting, ev.ts);
+                let row = self.row(cfg, ev, "wakeup", None);
+                out.push(row);
+            }
+            State::Waiting | State::Running => {
+                // Not an enqueue: the kernel made no update.
+                let row = self.row(cfg, ev, "wakeup", None);
+                out.push(row);
+            }
+            State::Unknown => unreachable!(),
+        }
+    }
+
+    /// Completes a load-balance migration before the task's first update on
+    /// its new CPU: attached to the run-queue there at the estimated time;
+    /// with `--pelt full` the window position follows exactly from this
+    /// update's sums (the run-queue's window does not move in between).
+    fn finish_attach(&mut self, cfg: &Config, ev: &Event) {
+        let Some(at) = self.attach_at.take() else {
+            return;
+        };
+        let (at, pc) = match (ev.k, ev.sums, cfg.clock) {
+            (Some(k), Some(s), Clock::Pelt) if k.last_update_time >= at => {
+                let back = (k.last_update_time - at) >> 10;
+                let pc = (s.period_contrib as i64 - back as i64).rem_euclid(1024) as u32;
+                (k.last_update_time - (back << 10), Some(pc))
+            }
+            _ => (at, None),
+        };
+        for m in &mut self.models {
+            m.attach(at, pc);
+        }
+        self.last_now = at;
+    }
+
+    fn switch_in(&mut self, cfg: &Config, ev: &Event, out: &mut Vec<Row>) {
+        let now = self.now(cfg, ev);
+        self.finish_attach(cfg, ev);
+        match self.state {
+            State::Waiting => {
+                self.update_all(now, ev.ts, State::Waiting.inputs(), false, true);
+                self.set_state(State::Running, ev.ts);
+                if ev.k.is_some() {
+                    let row = self.row(cfg, ev, "switch_in", None);
+                    out.push(row);
+                }
+            }
+            _ => {
+                // Picked without a wakeup we saw, or twice in a row.
+                if self.state != State::Unknown && !self.unanchored {
+                    if ev.k.is_some() {
+                        self.reanchor(cfg, ev, "switch_in", out);
+                    } else {
+                        self.reanchors += 1;
+                        self.unanchored = true;
+                    }
+                } else if let Some(k) = ev.k {
+                    self.anchor(cfg, ev, &k);
+                    let row = self.row(cfg, ev, "switch_in", Some("init"));
+                    out.push(row);
+                }
+                self.set_state(State::Running, ev.ts);
+            }
+        }
+    }
+
+    fn switch_out(&mut self, cfg: &Config, ev: &Event, prev_state: u32, out: &mut Vec<Row>) {
+        let next = match ev.k {
+            Some(k) => State::from_flags(&k),
+            None if prev_state == 0 => State::Waiting,
+            None => State::Sleeping,
+        };
+        if self.state != State::Running {
+            if self.state != State::Unknown && !self.unanchored {
+                self.reanchor(cfg, ev, "switch_out", out);
+            } else if let Some(k) = ev.k {
+                self.anchor(cfg, ev, &k);
+                let row = self.row(cfg, ev, "switch_out", Some("init"));
+                out.push(row);
+            }
+            self.set_state(next, ev.ts);
+            return;
+        }
+        let now = self.now(cfg, ev);
+        let inp = State::Running.inputs();
+        if next == State::Waiting {
+            self.update_all(now, ev.ts, inp, false, true);
+        } else {
+            for m in &mut self.models {
+                m.dequeue_sleep(now, ev.ts, inp);
+            }
+        }
+        self.set_state(next, ev.ts);
+        if ev.k.is_some() || cfg.clock == Clock::Ktime {
+            let row = self.row(cfg, ev, "switch_out", None);
+            out.push(row);
+        }
+    }
+
+    fn sample(&mut self, cfg: &Config, ev: &Event, curr: bool, out: &mut Vec<Row>) {
+        let Some(k) = ev.k else { return };
+        if self.unanchored || self.state == State::Unknown {
+            self.anchor(cfg, ev, &k);
+            self.set_state(
+                if curr {
+                    State::Running
+                } else {
+                    State::from_flags(&k)
+                },
+                ev.ts,
+            );
+            let row = self.row(cfg, ev, "pelt", Some("init"));
+            out.push(row);
+            return;
+        }
+        let consistent = match self.state {
+            // (`curr` is not required: the switch-in may be one the trace
+            // missed, proven below by a rise in util_avg.)
+            State::Running => k.on_rq,
+            State::Waiting => k.on_rq && !k.sched_delayed,
+            State::Delayed => k.on_rq,
+            // A sleeping task's sample: a wakeup-path sync or the wakeup's
+            // own enqueue update (flags not yet set).
+            State::Sleeping => !k.on_rq,
+            State::Unknown => false,
+        };
+        // util_sum only grows while running: growth in a task the timeline
+        // has kept off the CPU since its last sample proves a switch-in the
+        // trace does not have. (util_avg cannot prove it: it is recomputed
+        // only at period boundaries, so it can jump up long after the run.)
+        let ran_unseen = self.state != State::Running
+            && !self.ran_since_k
+            && matches!((self.last_k_util_sum, ev.sums), (Some(a), Some(b)) if b.util_sum > a);
+        if !consistent || ran_unseen {
+            self.reanchor(cfg, ev, "pelt", out);
+            if ran_unseen {
+                self.set_state(State::Running, ev.ts);
+            }
+            return;
+        }
+        if self.state == State::Waiting {
+            self.finish_attach(cfg, ev);
+        }
+        if self.state == State::Running {
+            // Maybe the update of the switch-out that follows: decide then.
+            self.pending = Some(*ev);
+            return;
+        }
+        let now = self.now(cfg, ev);
+        self.update_all(now, ev.ts, self.state.inputs(), false, true);
+        let row = self.row(cfg, ev, "pelt", None);
+        out.push(row);
+    }
+
+    fn migrate(&mut self, cfg: &Config, ev: &Event, orig_off: i64, dest_off: i64) {
+        if self.unanchored {
+            return;
+        }
+        let est = |off: i64| match cfg.clock {
+            Clock::Pelt => (ev.ts as i64 - off).max(0) as u64,
+            Clock::Ktime => ev.ts,
+        };
+        match self.state {
+            State::Sleeping | State::Delayed => self.migrating = Some(est(orig_off)),
+            State::Waiting | State::Running => {
+                // Detached from the source run-queue (its dequeue update was a
+                // sample with --pelt full), attached to the destination's.
+                if !cfg.full {
+                    self.update_all(est(orig_off), ev.ts, State::Waiting.inputs(), false, true);
+                }
+                if self.state == State::Running {
+                    self.set_state(State::Waiting, ev.ts);
+                }
+                self.attach_at = Some(est(dest_off));
+            }
+            State::Unknown => {}
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! `schedrec replay`
+
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::PathBuf;
+
+use schedrec_format::Reader;
+use schedrec_replay::engine::{replay, Options, Summary};
+use schedrec_replay::fidelity::MetricSummary;
+use schedrec_replay::model::{Measured, Model, Pelt, UtilEst};
+use schedrec_replay::task::Row;
+
+use crate::out::CliResult;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Trace to replay (.sched).
+    file: PathBuf,
+    /// The model whose estimates fill the output's `model_*` columns. The
+    /// kernel-exact PELT (half-life 32) is always run too, to judge fidelity.
+    #[arg(long, default_value = "pelt", value_parser = ["pelt", "measured"])]
+    model: String,
+    /// PELT half-life in ms (32 is the kernel's; 16 and 8 run the clock 2× and 4× as fast).
+    #[arg(long, default_value_t = 32, value_parser = clap::builder::TypedValueParser::map(clap::builder::PossibleValuesParser::new(["8", "16", "32"]), |s| s.parse::<u32>().unwrap()))]
+    halflife: u32,
+    /// The chosen PELT model without util_est.
+    #[arg(long)]
+    no_util_est: bool,
+    /// Tick rate of the recorded kernel (default: the trace header's).
+    #[arg(long)]
+    hz: Option<u32>,
+    /// `kernel`: start each task from the first kernel values seen; `zero`:
+    /// start empty, and do not judge the first 400 ms of each task.
+    #[arg(long, default_value = "kernel", value_parser = ["kernel", "zero"])]
+    init: String,
+    /// `pelt`: use the kernel's PELT timestamps where recorded; `ktime`:
+    /// ignore them and derive PELT time from the trace clock (an estimate).
+    #[arg(long, default_value = "pelt", value_parser = ["pelt", "ktime"])]
+    clock: String,
+    /// Replay a `--pelt full` trace as if recorded with `--pelt switch`
+    /// (shows what the complete PELT state buys).
+    #[arg(long)]
+    as_switch: bool,
+    /// Window of the measured utilisation, ms.
+    #[arg(long, default_value_t = 32)]
+    window_ms: u64,
+    /// Write one row per sample to OUT.csv.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Print the summary as JSON (stable keys).
+    #[arg(long)]
+    json: bool,
+    /// No progress bar.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+const CSV_HEADER: &str = "ts,pid,cpu,event,kernel_util_avg,kernel_load_avg,kernel_runnable_avg,kernel_util_est,exact_util_avg,exact_load_avg,exact_runnable_avg,exact_util_est,model_util_avg,model_load_avg,model_runnable_avg,model_util_est,measured_util,excluded";
+
+fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_default()
+}
+
+fn csv_row(w: &mut impl Write, r: &Row) -> std::io::Result<()> {
+    let k = r.kernel;
+    writeln!(
+        w,
+        "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+        r.ts,
+        r.pid,
+        r.cpu,
+        r.event,
+        opt(k.map(|k| k.util_avg)),
+        opt(k.map(|k| k.load_avg)),
+        opt(k.map(|k| k.runnable_avg)),
+        opt(k.map(|k| k.util_est & 0x7fff_ffff)),
+        opt(r.exact.util_avg),
+        opt(r.exact.load_avg),
+        opt(r.exact.runnable_avg),
+        opt(r.exact.util_est),
+        opt(r.model.util_avg),
+        opt(r.model.load_avg),
+        opt(r.model.runnable_avg),
+        opt(r.model.util_est),
+        opt(r.measured),
+        r.excluded.unwrap_or(""),
+    )
+}
+
+pub fn run(a: Args) -> CliResult {
+    let reader = Reader::open(&a.file)?;
+    let window_ns = a.window_ms.max(1) * 1_000_000;
+    let model: Option<Box<dyn Model>> = match a.model.as_str() {
+        "measured" => Some(Box::new(Measured { window_ns })),
+        _ => {
+            let meta = reader.meta();
+            let ue = if a.no_util_est {
+                UtilEst::Off
+            } else if meta.util_est_layout == schedrec_format::UtilEstLayout::EnqueuedEwma {
+                UtilEst::EnqueuedEwma
+            } else {
+                UtilEst::for_kernel(&meta.kernel_release)
+            };
+            if a.halflife == 32 && !a.no_util_est {
+                None
+            } else {
+                Some(Box::new(Pelt::new(a.halflife, ue)?))
+            }
+        }
+    };
+    let opts = Options {
+        model,
+        hz: a.hz,
+        ktime: a.clock == "ktime",
+        init_zero: a.init == "zero",
+        as_switch: a.as_switch,
+        measured_window_ns: window_ns,
+        ..Options::default()
+    };
+    let mut out: Option<BufWriter<File>> = match &a.output {
+        Some(p) => {
+            let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
+            if ext != "csv" {
+                return Err(format!(
+                    "{}: the output must end in .csv (Parquet export is `schedrec export`)",
+                    p.display()
+                )
+                .into());
+            }
+            let f = File::create(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            let mut w = BufWriter::with_capacity(1 << 20, f);
+            writeln!(w, "{CSV_HEADER}")?;
+            Some(w)
+        }
+        None => None,
+    };
+    let total: u64 = reader.chunks().iter().map(|c| c.count as u64).sum();
+    let show = !a.quiet && std::io::stderr().is_terminal() && total > 2_000_000;
+    let summary = replay(
+        &reader,
+        &opts,
+        |rows| {
+            if let Some(w) = out.as_mut() {
+                for r in rows {
+                    csv_row(w, r)?;
+                }
+            }
+            Ok(())
+        },
+        |done| {
+            if show {
+                eprint!(
+                    "\rreplay: {:>5.1} % ({done} of {total} records)",
+                    done as f64 * 100.0 / total.max(1) as f64
+                );
+            }
+        },
+    )?;
+    if show {
+        eprintln!();
+    }
+    if let Some(mut w) = out {
+        w.flush()?;
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print_summary(&a.file, &summary);
+    }
+    Ok(())
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.2} %", x * 100.0)
+}
+
+fn print_summary(file: &std::path::Path, s: &Summary) {
+    println!("replay of {}", file.display());
+    println!(
+        "model: {}   reference: {}   measured: {}",
+        s.model, s.reference, s.measured
+    );
+    println!(
+        "clock: {}   HZ {}   {} records, {} tasks replayed ({} not in the fair class)",
+        if s.clock == "pelt" {
+            "the kernel's PELT timestamps"
+        } else {
+            "trace clock (PELT time estimated)"
+        },
+        s.hz,
+        s.records,
+        s.tasks,
+        s.skipped_tasks
+    );
+    let mut ex: Vec<_> = s.excluded.iter().collect();
+    ex.sort();
+    let ex: Vec<String> = ex.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    println!(
+        "samples judged: {} of {} (not judged: {})   re-anchors: {} ({})",
+        s.samples,
+        s.rows,
+        if ex.is_empty() {
+            "none".into()
+        } else {
+            ex.join(", ")
+        },
+        s.reanchors,
+        pct(s.reanchors as f64 / s.rows.max(1) as f64)
+    );
+    if s.samples == 0 {
+        println!("(the trace has no kernel PELT values to judge the reference by)");
+        return;
+    }
+    println!("reference vs kernel   exact    within ±1  mean |err|  p99  max");
+    for (name, m) in [
+        ("util_avg", &s.util_avg),
+        ("load_avg", &s.load_avg),
+        ("runnable_avg", &s.runnable_avg),
+        ("util_est", &s.util_est),
+    ] {
+        if let Some(m) = m {
+            println!(
+                "  {name:<18} {:>9} {:>10} {:>10.3} {:>5} {:>4}",
+                pct(m.exact_fraction),
+                pct(m.within1_fraction),
+                m.mean_abs_err,
+                m.p99_abs_err,
+                m.max_abs_err
+            );
+        }
+    }
+    println!("busiest tasks (util_avg):");
+    println!(
+        "  {:>7} {:<16} {:>10} {:>8} {:>9} {:>4} {:>9}",
+        "pid", "comm", "ran ms", "samples", "exact", "max", "reanchors"
+    );
+    for t in &s.per_task {
+        let (e, m) = match &t.util_avg {
+            Some(MetricSummary {
+                exact_fraction,
+                max_abs_err,
+                ..
+            }) => (pct(*exact_fraction), max_abs_err.to_string()),
+            None => ("-".into(), "-".into()),
+        };
+        println!(
+            "  {:>7} {:<16} {:>10.1} {:>8} {:>9} {:>4} {:>9}",
+            t.pid, t.comm, t.running_ms, t.samples, e, m, t.reanchors
+        );
+    }
+}
