@@ -4,7 +4,7 @@
 //! timelines in parallel (tasks are independent once their events are
 //! known). Memory: the tasks plus one batch of events, never the trace.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rayon::prelude::*;
 use schedrec_format::{Entity, Filter, PeltMode, Reader, Record, UtilEstLayout};
@@ -111,7 +111,7 @@ pub struct Summary {
     pub samples: u64,
     /// Samples not judged, by reason: `init` (first sight), `reanchor`,
     /// `window` (window position still being resolved), `warmup` (--init zero).
-    pub excluded: HashMap<&'static str, u64>,
+    pub excluded: BTreeMap<&'static str, u64>,
     /// Tasks replayed (fair class).
     pub tasks: u64,
     /// Tasks skipped (RT, deadline: PELT's fair class does not track them).
@@ -198,11 +198,11 @@ pub fn replay(
     let mut curr: Vec<u32> = vec![0; nr_cpus];
     let mut delayed: Vec<Vec<u32>> = vec![Vec::new(); nr_cpus];
     // Per CPU: the enqueue time of the latest wakeup onto it since its last switch.
-    let mut woke: Vec<Option<u64>> = vec![None; nr_cpus];
+    let mut woke: Vec<Option<(u64, u64)>> = vec![None; nr_cpus];
     let mut pending = 0usize;
     let mut records = 0u64;
     let mut rows_total = 0u64;
-    let mut excluded: HashMap<&'static str, u64> = HashMap::new();
+    let mut excluded: BTreeMap<&'static str, u64> = BTreeMap::new();
 
     let cpu_off = |off: &[Option<i64>], cpu: u32| -> i64 {
         off.get(cpu as usize)
@@ -213,7 +213,7 @@ pub fn replay(
     };
 
     let mut run_batch = |slots: &mut Vec<Slot>,
-                         excluded: &mut HashMap<&'static str, u64>,
+                         excluded: &mut BTreeMap<&'static str, u64>,
                          rows_total: &mut u64|
      -> Result<(), Error> {
         let mut rows: Vec<Row> = slots
@@ -281,7 +281,8 @@ pub fn replay(
                 } else {
                     None
                 };
-                let pick_now = prev_lut.or(idle_wake);
+                let pick_now = prev_lut.or(idle_wake.map(|(lut, _)| lut));
+                let pick_ts = idle_wake.map_or(r.ts, |(_, ts)| ts);
                 if c < nr_cpus {
                     woke[c] = None;
                 }
@@ -306,7 +307,7 @@ pub fn replay(
                         ts: r.ts,
                         cpu: r.cpu,
                         off: o,
-                        kind: EventKind::SwitchIn { pick_now },
+                        kind: EventKind::SwitchIn { pick_now, pick_ts },
                         k: r.next_pelt,
                         sums: r.next_sums,
                     },
@@ -342,7 +343,7 @@ pub fn replay(
                 let t = r.target_cpu as usize;
                 if let Some(p) = r.pelt.filter(|p| p.last_update_time != 0) {
                     if t < nr_cpus {
-                        woke[t] = Some(p.last_update_time);
+                        woke[t] = Some((p.last_update_time, r.ts));
                         off[t] = Some(r.ts as i64 - p.last_update_time as i64);
                     }
                 }

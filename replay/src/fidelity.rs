@@ -89,6 +89,7 @@ impl ErrHist {
             samples: self.n,
             exact_fraction: self.bins[0] as f64 / n,
             within1_fraction: (self.bins[0] + self.bins[1]) as f64 / n,
+            within2_fraction: (self.bins[0] + self.bins[1] + self.bins[2]) as f64 / n,
             mean_abs_err: self.sum as f64 / n,
             p99_abs_err: self.quantile(0.99),
             max_abs_err: self.max,
@@ -102,6 +103,7 @@ pub struct MetricSummary {
     pub samples: u64,
     pub exact_fraction: f64,
     pub within1_fraction: f64,
+    pub within2_fraction: f64,
     pub mean_abs_err: f64,
     pub p99_abs_err: u64,
     pub max_abs_err: u64,
@@ -144,6 +146,7 @@ mod tests {
         assert_eq!(s.samples, 10);
         assert_eq!(s.exact_fraction, 0.7);
         assert_eq!(s.within1_fraction, 0.9);
+        assert_eq!(s.within2_fraction, 0.9);
         assert_eq!(s.mean_abs_err, 500.2);
         assert_eq!(s.p99_abs_err, 5000);
         assert_eq!(s.max_abs_err, 5000);

@@ -12,6 +12,12 @@ use schedrec_format::record::{PeltAvg, PeltSums};
 use crate::fidelity::{Fidelity, Metric};
 use crate::model::{Inputs, TaskModel, Values};
 
+/// How long after the jiffies boundary the tick's update reads the rq
+/// clock, as the trace clock maps it: measured on this project's fixtures
+/// with `--pelt full` (the kernel's tick updates against the grid: 8–50 µs,
+/// median ≈ 25 µs, on a 2-vCPU VM, kernel 6.18, HZ 250).
+pub const TICK_CLOCK_DELAY_NS: u64 = 25_000;
+
 /// Where a task is, as far as PELT is concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
@@ -58,7 +64,9 @@ pub enum EventKind {
     /// Picked to run (the `next` of a switch). `pick_now`: the PELT time of
     /// the pick when the record carries it only indirectly (prev's
     /// `last_update_time` at the same switch).
-    SwitchIn { pick_now: Option<u64> },
+    /// `pick_ts`: the trace time the pick's clock was read (the wakeup's
+    /// for a pick out of idle), for replays on the trace clock.
+    SwitchIn { pick_now: Option<u64>, pick_ts: u64 },
     /// Left the CPU (the `prev` of a switch).
     SwitchOut { prev_state: u32 },
     /// A `pelt_se_tp` update of the task (`--pelt full`); `curr`: whether
@@ -159,8 +167,9 @@ pub struct TaskSim {
     /// A wakeup migration in progress: the estimated PELT time of the
     /// source run-queue's sync.
     migrating: Option<u64>,
-    /// A load-balance migration in progress: attach at this PELT time.
-    attach_at: Option<u64>,
+    /// A load-balance migration in progress: the estimated PELT time of
+    /// the attach, and the trace time of the migration.
+    attach_at: Option<(u64, u64)>,
     /// The kernel's util_sum at the task's last sample (with `--pelt full`),
     /// and whether the task ran since: util_sum only grows while running.
     last_k_util_sum: Option<u64>,
@@ -224,9 +233,12 @@ impl TaskSim {
         let end = self.now(cfg, ev);
         let mut t = (self.last_ts / cfg.tick_ns + 1) * cfg.tick_ns;
         while t < ev.ts {
+            // The tick timer fires on the jiffies grid of the trace clock;
+            // the rq clock the tick's update reads is taken a little later.
+            let read = t + TICK_CLOCK_DELAY_NS;
             let now = match cfg.clock {
-                Clock::Pelt => (t as i64 - ev.off).max(0) as u64,
-                Clock::Ktime => t,
+                Clock::Pelt => (read as i64 - ev.off).max(0) as u64,
+                Clock::Ktime => read,
             };
             if now > self.last_now && now < end {
                 self.update_all(now, t, State::Running.inputs(), true, !cfg.full);
@@ -239,10 +251,18 @@ impl TaskSim {
     /// The PELT `now` of the kernel's update at `ev`.
     fn now(&self, cfg: &Config, ev: &Event) -> u64 {
         match cfg.clock {
-            Clock::Ktime => ev.ts,
+            Clock::Ktime => match ev.kind {
+                EventKind::SwitchIn { pick_ts, .. } => pick_ts,
+                _ => ev.ts,
+            },
             Clock::Pelt => match (ev.k, ev.kind) {
                 (Some(k), _) => k.last_update_time,
-                (None, EventKind::SwitchIn { pick_now: Some(n) }) => n,
+                (
+                    None,
+                    EventKind::SwitchIn {
+                        pick_now: Some(n), ..
+                    },
+                ) => n,
                 _ => ev.est_now(),
             },
         }
@@ -495,8 +515,21 @@ impl TaskSim {
     /// with `--pelt full` the window position follows exactly from this
     /// update's sums (the run-queue's window does not move in between).
     fn finish_attach(&mut self, cfg: &Config, ev: &Event) {
-        let Some(at) = self.attach_at.take() else {
+        let Some((at, migrated_ts)) = self.attach_at.take() else {
             return;
+        };
+        // Bounds on the attach time: no later than this update's, and no
+        // earlier than that minus the trace time since the migration (the
+        // PELT clock runs no faster than the trace clock; it stops while the
+        // vCPU loses time to steal). The estimate from the destination's last
+        // known clock offset is kept within them; on the fixtures this beats
+        // either bound alone.
+        let at = match (ev.k, cfg.clock) {
+            (Some(k), Clock::Pelt) => {
+                let lut = k.last_update_time;
+                at.clamp(lut.saturating_sub(ev.ts.saturating_sub(migrated_ts)), lut)
+            }
+            _ => at,
         };
         let (at, pc) = match (ev.k, ev.sums, cfg.clock) {
             (Some(k), Some(s), Clock::Pelt) if k.last_update_time >= at => {
@@ -650,7 +683,7 @@ impl TaskSim {
                 if self.state == State::Running {
                     self.set_state(State::Waiting, ev.ts);
                 }
-                self.attach_at = Some(est(dest_off));
+                self.attach_at = Some((est(dest_off), ev.ts));
             }
             State::Unknown => {}
         }

@@ -41,3 +41,38 @@ pub fn tasks(recs: &[Record]) -> impl Iterator<Item = &schedrec_format::Task> {
         _ => None,
     })
 }
+
+/// `schedrec replay FILE --json ARGS…`, parsed.
+pub fn replay_json(file: &std::path::Path, args: &[&str]) -> serde_json::Value {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_schedrec"))
+        .arg("replay")
+        .arg(file)
+        .arg("--json")
+        .args(args)
+        .output()
+        .expect("run schedrec replay");
+    assert!(
+        o.status.success(),
+        "schedrec replay {file:?} {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).expect("replay --json prints JSON")
+}
+
+/// util_avg fidelity of the busiest task named `comm` in a replay summary:
+/// (samples, exact fraction, within-1 fraction, max |err|).
+pub fn task_util(summary: &serde_json::Value, comm: &str) -> (u64, f64, f64, u64) {
+    let t = summary["per_task"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["comm"] == comm)
+        .unwrap_or_else(|| panic!("no task {comm} among the busiest: {summary:#}"));
+    let u = &t["util_avg"];
+    (
+        u["samples"].as_u64().unwrap(),
+        u["exact_fraction"].as_f64().unwrap(),
+        u["within1_fraction"].as_f64().unwrap(),
+        u["max_abs_err"].as_u64().unwrap(),
+    )
+}

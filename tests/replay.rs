@@ -1,0 +1,246 @@
+//! `schedrec replay` on the committed real recordings: the kernel-exact
+//! model must reproduce the kernel's own PELT values. These need no root;
+//! `tests/record.rs` checks the same on fresh recordings. The floors are
+//! what the replay reaches on these files (README, "Replay fidelity"),
+//! rounded down.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::{replay_json, task_util};
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
+
+fn metric(s: &serde_json::Value, m: &str, key: &str) -> f64 {
+    s[m][key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{m}.{key} in {s:#}"))
+}
+
+fn reanchor_rate(s: &serde_json::Value) -> f64 {
+    s["reanchors"].as_f64().unwrap() / s["rows"].as_f64().unwrap()
+}
+
+#[test]
+fn full_pelt_periodic_is_reproduced_bit_for_bit() {
+    let s = replay_json(&fixture("periodic-16ms-50pct-full.sched"), &[]);
+    assert_eq!(s["clock"], "pelt");
+    assert_eq!(s["hz"], 250);
+    let (n, exact, _, max) = task_util(&s, "periodic");
+    assert!(n > 1000, "{n} samples");
+    assert!(
+        exact >= 0.995 && max <= 1,
+        "periodic: exact {exact}, max {max}"
+    );
+    assert!(metric(&s, "util_avg", "exact_fraction") >= 0.995, "{s:#}");
+    assert!(metric(&s, "util_avg", "max_abs_err") <= 1.0, "{s:#}");
+    assert!(
+        metric(&s, "runnable_avg", "exact_fraction") >= 0.999,
+        "{s:#}"
+    );
+    assert!(metric(&s, "util_est", "exact_fraction") >= 0.99, "{s:#}");
+    assert!(reanchor_rate(&s) <= 0.01, "{s:#}");
+}
+
+#[test]
+fn full_pelt_mixed_workload_is_reproduced() {
+    // Two CPUs saturated: hog, pingpong, periodic, burst and io at once,
+    // with migrations, preemptions and delayed dequeues.
+    let s = replay_json(&fixture("mixed-pelt-full.sched"), &[]);
+    assert!(metric(&s, "util_avg", "exact_fraction") >= 0.995, "{s:#}");
+    assert!(metric(&s, "util_avg", "within1_fraction") >= 0.999, "{s:#}");
+    assert!(metric(&s, "util_avg", "max_abs_err") <= 2.0, "{s:#}");
+    assert!(
+        metric(&s, "runnable_avg", "exact_fraction") >= 0.98,
+        "{s:#}"
+    );
+    assert!(metric(&s, "util_est", "exact_fraction") >= 0.99, "{s:#}");
+    assert!(reanchor_rate(&s) <= 0.005, "{s:#}");
+    for comm in ["hog", "periodic", "io", "ping", "pong", "burst"] {
+        let (n, exact, _, max) = task_util(&s, comm);
+        assert!(n >= 400, "{comm}: {n} samples");
+        assert!(
+            exact >= 0.98 && max <= 2,
+            "{comm}: exact {exact}, max {max}"
+        );
+    }
+}
+
+#[test]
+fn switch_pelt_recordings_are_reproduced() {
+    // --pelt switch: no sums (the window position is inferred), no pick
+    // times (derived from the clock rules), ticks emulated on the HZ grid.
+    for (file, comm) in [
+        ("periodic-16ms-50pct.sched", "periodic"),
+        ("step-10-80-10.sched", "step"),
+    ] {
+        let s = replay_json(&fixture(file), &[]);
+        let (n, exact, _, max) = task_util(&s, comm);
+        assert!(n >= 300, "{file}: {n} samples");
+        assert!(
+            exact >= 0.97 && max <= 1,
+            "{file} {comm}: exact {exact}, max {max}"
+        );
+        assert!(reanchor_rate(&s) <= 0.01, "{file}: {s:#}");
+    }
+    // The same kernel seen through --pelt switch only.
+    let s = replay_json(&fixture("periodic-16ms-50pct-full.sched"), &["--as-switch"]);
+    let (_, exact, _, max) = task_util(&s, "periodic");
+    assert!(
+        exact >= 0.90 && max <= 2,
+        "as switch: exact {exact}, max {max}"
+    );
+}
+
+#[test]
+fn trace_clock_alone_stays_within_two() {
+    // Ignoring the kernel's PELT timestamps: steal time and the pick's
+    // clock are then guessed from the trace clock.
+    for (file, comm) in [
+        ("periodic-16ms-50pct.sched", "periodic"),
+        ("step-10-80-10.sched", "step"),
+    ] {
+        let s = replay_json(&fixture(file), &["--clock", "ktime"]);
+        assert_eq!(s["clock"], "ktime");
+        let t = s["per_task"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["comm"] == comm)
+            .unwrap();
+        let w2 = t["util_avg"]["within2_fraction"].as_f64().unwrap();
+        assert!(w2 >= 0.90, "{file} {comm}: {w2} within ±2");
+    }
+}
+
+#[test]
+fn init_zero_converges_to_the_kernel() {
+    let s = replay_json(
+        &fixture("periodic-16ms-50pct-full.sched"),
+        &["--init", "zero"],
+    );
+    assert!(s["excluded"]["warmup"].as_u64().unwrap() > 100, "{s:#}");
+    let (_, exact, w1, _) = task_util(&s, "periodic");
+    assert!(exact >= 0.99 && w1 >= 0.999, "exact {exact}, within1 {w1}");
+}
+
+/// Rows of the periodic task in `replay -o OUT.csv`.
+fn periodic_rows(args: &[&str]) -> Vec<std::collections::HashMap<String, String>> {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("r.csv");
+    let o = Command::new(env!("CARGO_BIN_EXE_schedrec"))
+        .arg("replay")
+        .arg(fixture("periodic-16ms-50pct-full.sched"))
+        .arg("-o")
+        .arg(&out)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&out).unwrap();
+    let mut lines = text.lines();
+    let head: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let rows: Vec<_> = lines
+        .map(|l| {
+            head.iter()
+                .map(|h| h.to_string())
+                .zip(l.split(',').map(str::to_string))
+                .collect::<std::collections::HashMap<_, _>>()
+        })
+        .collect();
+    let pid = rows
+        .iter()
+        .filter(|r| r["event"] == "switch_out")
+        .map(|r| r["pid"].clone())
+        .fold(
+            std::collections::HashMap::<String, u32>::new(),
+            |mut m, p| {
+                *m.entry(p).or_default() += 1;
+                m
+            },
+        )
+        .into_iter()
+        .max_by_key(|(_, n)| *n)
+        .unwrap()
+        .0;
+    rows.into_iter().filter(|r| r["pid"] == pid).collect()
+}
+
+fn col(rows: &[std::collections::HashMap<String, String>], event: &str, c: &str) -> Vec<u64> {
+    rows.iter()
+        .filter(|r| r["event"] == event && r["excluded"].is_empty())
+        .filter_map(|r| r[c].parse().ok())
+        .collect()
+}
+
+#[test]
+fn measured_utilisation_is_the_duty_cycle() {
+    let rows = periodic_rows(&["--model", "measured", "--window-ms", "64"]);
+    let m = col(&rows, "switch_out", "measured_util");
+    assert!(m.len() > 100);
+    let mean = m.iter().sum::<u64>() as f64 / m.len() as f64;
+    // 8 ms of every 16 ms: 512 of 1024, whatever the window's phase.
+    assert!((mean - 512.0).abs() < 25.0, "measured mean {mean}");
+    // --model measured fills the model columns with it.
+    assert_eq!(col(&rows, "switch_out", "model_util_avg"), m);
+}
+
+#[test]
+fn shorter_halflife_swings_wider() {
+    // Closed form for 8 ms run / 8 ms sleep: half-life 32 ms peaks near 554
+    // (pelt-reference §7), half-life 8 ms at 1024·(1−½)/(1−¼) ≈ 683 and
+    // falls to ≈ 341 while asleep.
+    let rows = periodic_rows(&["--halflife", "8"]);
+    let kmax = *col(&rows, "switch_out", "kernel_util_avg")
+        .iter()
+        .max()
+        .unwrap();
+    let mmax = *col(&rows, "switch_out", "model_util_avg")
+        .iter()
+        .max()
+        .unwrap();
+    let mmin = *col(&rows, "wakeup", "model_util_avg").iter().min().unwrap();
+    assert!((540..=570).contains(&kmax), "kernel max {kmax}");
+    assert!((650..=700).contains(&mmax), "half-life 8 max {mmax}");
+    assert!(mmin <= 370, "half-life 8 min {mmin}");
+    // The reference columns stay the kernel-exact model.
+    let exact = col(&rows, "switch_out", "exact_util_avg");
+    let kernel = col(&rows, "switch_out", "kernel_util_avg");
+    let same = exact.iter().zip(&kernel).filter(|(a, b)| a == b).count();
+    assert!(same as f64 >= 0.99 * kernel.len() as f64);
+}
+
+#[test]
+fn bad_input_is_one_clear_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("bad.sched");
+    std::fs::write(&bad, b"not a trace at all").unwrap();
+    for args in [
+        vec!["replay".to_string(), bad.display().to_string()],
+        vec!["replay".into(), "/nonexistent/x.sched".into()],
+        vec![
+            "replay".into(),
+            fixture("periodic-16ms-50pct.sched").display().to_string(),
+            "-o".into(),
+            tmp.path().join("x.txt").display().to_string(),
+        ],
+        vec![
+            "replay".into(),
+            fixture("periodic-16ms-50pct.sched").display().to_string(),
+            "-o".into(),
+            "/nonexistent/dir/x.csv".into(),
+        ],
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_schedrec"))
+            .args(&args)
+            .output()
+            .unwrap();
+        common::one_line_error(&o);
+    }
+}
