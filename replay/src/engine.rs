@@ -129,6 +129,8 @@ pub struct Summary {
 struct Slot {
     sim: TaskSim,
     events: Vec<Event>,
+    /// Rows of the batch being run.
+    out: Vec<Row>,
     comm: String,
     /// The priority the task's weight was last set from (None: assumed).
     prio: Option<i32>,
@@ -193,6 +195,7 @@ pub fn replay(
         policy: HashMap::new(),
         comms: HashMap::new(),
         skipped: HashSet::new(),
+        dead: Vec::new(),
     };
     let mut off: Vec<Option<i64>> = vec![None; nr_cpus];
     let mut curr: Vec<u32> = vec![0; nr_cpus];
@@ -212,21 +215,30 @@ pub fn replay(
             .unwrap_or(0)
     };
 
+    // Buffers reused from batch to batch (fresh pages cost more than the
+    // replay itself).
+    let mut rows: Vec<Row> = Vec::new();
     let mut run_batch = |slots: &mut Vec<Slot>,
+                         dead: &mut Vec<usize>,
                          excluded: &mut BTreeMap<&'static str, u64>,
                          rows_total: &mut u64|
      -> Result<(), Error> {
-        let mut rows: Vec<Row> = slots
+        slots
             .par_iter_mut()
             .filter(|s| !s.events.is_empty())
-            .flat_map_iter(|s| {
-                let mut out = Vec::new();
+            .for_each(|s| {
                 for e in s.events.drain(..) {
-                    s.sim.step(&cfg, &e, &mut out);
+                    s.sim.step(&cfg, &e, &mut s.out);
                 }
-                out
-            })
-            .collect();
+            });
+        for s in slots.iter_mut() {
+            rows.append(&mut s.out);
+        }
+        // Exited tasks keep their summary, not their buffers.
+        for i in dead.drain(..) {
+            slots[i].events = Vec::new();
+            slots[i].out = Vec::new();
+        }
         rows.par_sort_by_key(|r| (r.ts, r.pid));
         for r in &rows {
             if let Some(why) = r.excluded {
@@ -235,6 +247,7 @@ pub fn replay(
         }
         *rows_total += rows.len() as u64;
         sink(&rows)?;
+        rows.clear();
         Ok(())
     };
 
@@ -408,6 +421,7 @@ pub fn replay(
                             sums: None,
                         };
                         pass.slots[i].events.push(ev);
+                        pass.dead.push(i);
                     }
                 }
                 if matches!(r.event, TaskEvent::Fork) {
@@ -432,12 +446,22 @@ pub fn replay(
         }
         pending += 1;
         if pending >= opts.batch {
-            run_batch(&mut pass.slots, &mut excluded, &mut rows_total)?;
+            run_batch(
+                &mut pass.slots,
+                &mut pass.dead,
+                &mut excluded,
+                &mut rows_total,
+            )?;
             pending = 0;
             progress(records);
         }
     }
-    run_batch(&mut pass.slots, &mut excluded, &mut rows_total)?;
+    run_batch(
+        &mut pass.slots,
+        &mut pass.dead,
+        &mut excluded,
+        &mut rows_total,
+    )?;
     progress(records);
 
     // Totals.
@@ -499,6 +523,8 @@ struct Pass<'m> {
     policy: HashMap<u32, u32>,
     comms: HashMap<u32, String>,
     skipped: HashSet<u32>,
+    /// Slots whose task exited in the current batch.
+    dead: Vec<usize>,
 }
 
 impl Pass<'_> {
@@ -540,6 +566,7 @@ impl Pass<'_> {
                 self.slots.push(Slot {
                     sim: TaskSim::new(pid, models),
                     events: Vec::new(),
+                    out: Vec::new(),
                     comm: self.comms.get(&pid).cloned().unwrap_or_default(),
                     prio,
                 });

@@ -33,8 +33,9 @@ impl Metric {
 /// the mean and the maximum).
 const BINS: usize = 2048;
 
-/// Histogram of absolute errors of one metric.
-#[derive(Clone, Debug)]
+/// Histogram of absolute errors of one metric. Bins grow with the largest
+/// error seen (every task has four of these: most never leave 0..2).
+#[derive(Clone, Debug, Default)]
 pub struct ErrHist {
     bins: Vec<u64>,
     pub n: u64,
@@ -42,25 +43,24 @@ pub struct ErrHist {
     pub max: u64,
 }
 
-impl Default for ErrHist {
-    fn default() -> Self {
-        ErrHist {
-            bins: vec![0; BINS + 1],
-            n: 0,
-            sum: 0,
-            max: 0,
-        }
-    }
-}
-
 impl ErrHist {
+    fn bin(&self, e: usize) -> u64 {
+        self.bins.get(e).copied().unwrap_or(0)
+    }
     pub fn add(&mut self, err: u64) {
-        self.bins[(err as usize).min(BINS)] += 1;
+        let b = (err as usize).min(BINS);
+        if self.bins.len() <= b {
+            self.bins.resize(b + 1, 0);
+        }
+        self.bins[b] += 1;
         self.n += 1;
         self.sum += err;
         self.max = self.max.max(err);
     }
     pub fn merge(&mut self, o: &ErrHist) {
+        if self.bins.len() < o.bins.len() {
+            self.bins.resize(o.bins.len(), 0);
+        }
         for (a, b) in self.bins.iter_mut().zip(&o.bins) {
             *a += b;
         }
@@ -87,9 +87,9 @@ impl ErrHist {
         let n = self.n as f64;
         Some(MetricSummary {
             samples: self.n,
-            exact_fraction: self.bins[0] as f64 / n,
-            within1_fraction: (self.bins[0] + self.bins[1]) as f64 / n,
-            within2_fraction: (self.bins[0] + self.bins[1] + self.bins[2]) as f64 / n,
+            exact_fraction: self.bin(0) as f64 / n,
+            within1_fraction: (self.bin(0) + self.bin(1)) as f64 / n,
+            within2_fraction: (self.bin(0) + self.bin(1) + self.bin(2)) as f64 / n,
             mean_abs_err: self.sum as f64 / n,
             p99_abs_err: self.quantile(0.99),
             max_abs_err: self.max,

@@ -54,13 +54,13 @@ pub trait TaskModel: Send {
     /// The task goes to sleep at `now` (the running interval closes):
     /// util_est and the dequeue update, in the kernel's order.
     fn dequeue_sleep(&mut self, now: u64, ts: u64, inp: Inputs);
-    /// Migration: the task's averages are attached to a run-queue whose
-    /// PELT clock reads `lut`, at window position `period_contrib` (None:
-    /// unknown, to be resolved from later samples).
-    fn attach(&mut self, lut: u64, period_contrib: Option<u32>);
+    /// Migration: the task's averages are attached to CPU `cpu`'s run-queue,
+    /// whose PELT clock reads `lut`, at window position `period_contrib`
+    /// (None: unknown, to be resolved from later samples).
+    fn attach(&mut self, lut: u64, period_contrib: Option<u32>, cpu: u32);
     /// Copy the kernel's state (initialisation or re-anchoring), `now`
-    /// being the PELT time the sample describes.
-    fn anchor(&mut self, k: &PeltAvg, sums: Option<&PeltSums>, now: u64, ts: u64);
+    /// being the PELT time the sample describes, on CPU `cpu`.
+    fn anchor(&mut self, k: &PeltAvg, sums: Option<&PeltSums>, now: u64, ts: u64, cpu: u32);
     /// A kernel sample at this point (after this step), which the model may
     /// use to resolve unknowns; it must not copy it.
     fn observe(&mut self, _k: &PeltAvg) {}
@@ -157,6 +157,8 @@ impl Model for Pelt {
             util_est: self.util_est,
             info,
             started: false,
+            cpu: u32::MAX,
+            phases: Vec::new(),
         })
     }
 }
@@ -169,7 +171,7 @@ struct PeltState {
 }
 
 /// Samples during which a task's values are provisional (not judged) while
-/// candidate window positions are scored.
+/// candidate window positions (all 1024) are scored.
 const PHASE_WARMUP: u32 = 12;
 /// Samples after which the best candidate is kept even if others tie.
 const PHASE_SAMPLES: u32 = 200;
@@ -188,6 +190,13 @@ struct PeltTask {
     util_est: UtilEst,
     info: TaskInfo,
     started: bool,
+    /// The CPU whose run-queue window the task follows (it adopted it at
+    /// its last attach).
+    cpu: u32,
+    /// Window positions this task has learnt, per CPU: the PELT time of a
+    /// period boundary of that CPU's root cfs_rq, modulo one period (every
+    /// task attached there shares it, and it never moves).
+    phases: Vec<(u32, u64)>,
 }
 
 /// The sums `attach_entity_load_avg()` rebuilds from the averages.
@@ -247,7 +256,33 @@ fn util_est_update_pre68(st: &mut PeltState, runnable: u64, capacity: u64) {
     st.sa.util_est = ewma;
 }
 
+/// One PELT period in ns (1024 units of 1024 ns).
+const PERIOD_NS: u64 = 1 << 20;
+
 impl PeltTask {
+    /// Remembers the window position of the CPU the task follows, once its
+    /// state is a single one.
+    fn learn_phase(&mut self) {
+        if self.states.len() != 1 || self.mult != 1 || self.cpu == u32::MAX {
+            return;
+        }
+        let sa = &self.states[0].sa;
+        let boundary = sa
+            .last_update_time
+            .wrapping_sub((sa.period_contrib as u64) << 10);
+        let phase = boundary % PERIOD_NS;
+        match self.phases.iter_mut().find(|(c, _)| *c == self.cpu) {
+            Some(p) => p.1 = phase,
+            None => self.phases.push((self.cpu, phase)),
+        }
+    }
+
+    /// The window position on `cpu` at PELT time `lut`, if learnt.
+    fn known_pc(&self, cpu: u32, lut: u64) -> Option<u32> {
+        let (_, phase) = self.phases.iter().find(|(c, _)| *c == cpu)?;
+        Some(((((lut % PERIOD_NS) + PERIOD_NS - phase) % PERIOD_NS) >> 10) as u32)
+    }
+
     /// The candidate whose values are reported: among those with the least
     /// accumulated error (usually a contiguous run of window positions),
     /// the middle one.
@@ -293,12 +328,13 @@ impl PeltTask {
         }
     }
 
-    /// Fills `states` with one candidate per window position.
-    fn spread_phases(&mut self, base: PeltState) {
+    /// Fills `states` with candidate window positions `first, first+step, …`
+    /// (`count` of them).
+    fn spread_phases(&mut self, base: PeltState, first: u32, step: u32, count: u32) {
         self.states.clear();
-        for pc in 0..1024u32 {
+        for i in 0..count {
             let mut st = base;
-            st.sa.period_contrib = pc;
+            st.sa.period_contrib = (first + i * step) % 1024;
             attach_sums(&mut st.sa, self.info.weight);
             self.states.push(st);
         }
@@ -351,26 +387,34 @@ impl TaskModel for PeltTask {
         self.states = states;
     }
 
-    fn attach(&mut self, lut: u64, period_contrib: Option<u32>) {
+    fn attach(&mut self, lut: u64, period_contrib: Option<u32>, cpu: u32) {
         if !self.started {
             return;
         }
         let lut = lut * self.mult;
         let mut base = self.states[self.best()];
         base.sa.last_update_time = lut;
-        match period_contrib {
-            Some(pc) if self.mult == 1 => {
+        self.cpu = cpu;
+        let pc = match period_contrib {
+            Some(pc) if self.mult == 1 => Some(pc),
+            _ if self.mult == 1 => self.known_pc(cpu, lut),
+            _ => None,
+        };
+        match pc {
+            Some(pc) => {
                 base.sa.period_contrib = pc;
                 attach_sums(&mut base.sa, self.info.weight);
                 self.states = vec![base];
                 self.score = vec![0];
+                self.learn_phase();
             }
-            _ => self.spread_phases(base),
+            None => self.spread_phases(base, 0, 1, 1024),
         }
     }
 
-    fn anchor(&mut self, k: &PeltAvg, sums: Option<&PeltSums>, now: u64, _ts: u64) {
+    fn anchor(&mut self, k: &PeltAvg, sums: Option<&PeltSums>, now: u64, _ts: u64, cpu: u32) {
         self.started = true;
+        self.cpu = cpu;
         let mut st = PeltState {
             sa: SchedAvg {
                 last_update_time: now * self.mult,
@@ -392,8 +436,17 @@ impl TaskModel for PeltTask {
                 st.sa.period_contrib = s.period_contrib;
                 self.states = vec![st];
                 self.score = vec![0];
+                self.learn_phase();
             }
-            _ => self.spread_phases(st),
+            _ => match self.known_pc(cpu, now).filter(|_| self.mult == 1) {
+                Some(pc) => {
+                    st.sa.period_contrib = pc;
+                    attach_sums(&mut st.sa, self.info.weight);
+                    self.states = vec![st];
+                    self.score = vec![0];
+                }
+                None => self.spread_phases(st, 0, 1, 1024),
+            },
         }
     }
 
@@ -419,10 +472,22 @@ impl TaskModel for PeltTask {
             keep[i - 1]
         });
         self.score.retain(|&s| s <= best + PHASE_SLACK);
+        if self.observed >= PHASE_WARMUP && self.states.len() > 1 {
+            // Once the warm-up is over keep only the positions with the least
+            // error (bounds the cost; on the fixtures it also chooses better
+            // than keeping every near-best one).
+            let min = self.score.iter().copied().min().unwrap_or(0);
+            let idx: Vec<usize> = (0..self.states.len())
+                .filter(|&i| self.score[i] == min)
+                .collect();
+            self.states = idx.iter().map(|&i| self.states[i]).collect();
+            self.score = vec![min; idx.len()];
+        }
         if self.observed >= PHASE_SAMPLES || self.states.len() == 1 {
             let b = self.best();
             self.states = vec![self.states[b]];
             self.score = vec![0];
+            self.learn_phase();
         }
     }
 
@@ -471,6 +536,7 @@ impl Model for Measured {
             since: None,
             last: 0,
             runs: VecDeque::new(),
+            total: 0,
         })
     }
 }
@@ -483,6 +549,8 @@ struct MeasuredTask {
     last: u64,
     /// Running intervals that end within the window.
     runs: VecDeque<(u64, u64)>,
+    /// Their total length.
+    total: u64,
 }
 
 impl MeasuredTask {
@@ -497,10 +565,15 @@ impl MeasuredTask {
                 Some(r) if r.1 == self.last => r.1 = ts,
                 _ => self.runs.push_back((self.last, ts)),
             }
+            self.total += ts - self.last;
         }
         self.last = self.last.max(ts);
         let from = self.last.saturating_sub(self.window);
-        while self.runs.front().is_some_and(|r| r.1 <= from) {
+        while let Some(&(a, b)) = self.runs.front() {
+            if b > from {
+                break;
+            }
+            self.total -= b - a;
             self.runs.pop_front();
         }
     }
@@ -513,8 +586,8 @@ impl TaskModel for MeasuredTask {
     fn dequeue_sleep(&mut self, _now: u64, ts: u64, inp: Inputs) {
         self.step(ts, inp.running);
     }
-    fn attach(&mut self, _lut: u64, _pc: Option<u32>) {}
-    fn anchor(&mut self, _k: &PeltAvg, _s: Option<&PeltSums>, _now: u64, ts: u64) {
+    fn attach(&mut self, _lut: u64, _pc: Option<u32>, _cpu: u32) {}
+    fn anchor(&mut self, _k: &PeltAvg, _s: Option<&PeltSums>, _now: u64, ts: u64, _cpu: u32) {
         if self.since.is_none() {
             self.since = Some(ts);
             self.last = ts;
@@ -528,11 +601,23 @@ impl TaskModel for MeasuredTask {
             return Values::default();
         }
         let from = ts - self.window;
-        let ran: u64 = self
-            .runs
-            .iter()
-            .map(|&(a, b)| b.min(ts).saturating_sub(a.max(from)))
-            .sum();
+        // All kept intervals end by `last`; cut what lies outside [from, ts]
+        // (only the first few start before `from`).
+        let mut ran = self.total;
+        for &(a, b) in &self.runs {
+            if a >= from {
+                break;
+            }
+            ran -= b.min(from) - a;
+        }
+        if ts < self.last {
+            for &(a, b) in self.runs.iter().rev() {
+                if b <= ts {
+                    break;
+                }
+                ran -= b - a.max(ts);
+            }
+        }
         Values {
             util_avg: Some(ran * SCHED_CAPACITY_SCALE / self.window),
             ..Values::default()
@@ -602,7 +687,7 @@ mod tests {
                 util_sum: 0,
                 period_contrib: 0,
             };
-            t.anchor(&PeltAvg::default(), Some(&zero), 0, 0);
+            t.anchor(&PeltAvg::default(), Some(&zero), 0, 0, 0);
             for ms in 1..=1000 {
                 t.update(ms * MS, 0, RUN, true, true);
             }

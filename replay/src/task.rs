@@ -276,7 +276,7 @@ impl TaskSim {
             None
         };
         for m in &mut self.models {
-            m.anchor(k, sums, now, ev.ts);
+            m.anchor(k, sums, now, ev.ts, ev.cpu);
         }
         self.last_now = now;
         self.unanchored = false;
@@ -427,7 +427,7 @@ impl TaskSim {
                 period_contrib: 0,
             };
             for m in &mut self.models {
-                m.anchor(&zero, Some(&zs), now, ev.ts);
+                m.anchor(&zero, Some(&zs), now, ev.ts, ev.cpu);
             }
             self.unanchored = false;
             self.first_ts.get_or_insert(ev.ts);
@@ -491,7 +491,7 @@ impl TaskSim {
                     }
                     let pc = ev.sums.map(|s| s.period_contrib);
                     for m in &mut self.models {
-                        m.attach(now, pc);
+                        m.attach(now, pc, ev.cpu);
                     }
                 } else {
                     let inp = self.state.inputs();
@@ -540,7 +540,7 @@ impl TaskSim {
             _ => (at, None),
         };
         for m in &mut self.models {
-            m.attach(at, pc);
+            m.attach(at, pc, ev.cpu);
         }
         self.last_now = at;
     }

@@ -135,7 +135,19 @@ pub fn run(a: Args) -> CliResult {
         None => None,
     };
     let total: u64 = reader.chunks().iter().map(|c| c.count as u64).sum();
-    let show = !a.quiet && std::io::stderr().is_terminal() && total > 2_000_000;
+    // A progress bar on long replays, only when stderr is a terminal.
+    let bar = if !a.quiet && std::io::stderr().is_terminal() && total > 2_000_000 {
+        let b = indicatif::ProgressBar::new(total);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "replay {bar:40} {percent:>3}% {human_pos}/{human_len} records, {per_sec}, eta {eta}",
+            )
+            .expect("valid template"),
+        );
+        Some(b)
+    } else {
+        None
+    };
     let summary = replay(
         &reader,
         &opts,
@@ -148,16 +160,13 @@ pub fn run(a: Args) -> CliResult {
             Ok(())
         },
         |done| {
-            if show {
-                eprint!(
-                    "\rreplay: {:>5.1} % ({done} of {total} records)",
-                    done as f64 * 100.0 / total.max(1) as f64
-                );
+            if let Some(b) = &bar {
+                b.set_position(done);
             }
         },
     )?;
-    if show {
-        eprintln!();
+    if let Some(b) = bar {
+        b.finish_and_clear();
     }
     if let Some(mut w) = out {
         w.flush()?;
