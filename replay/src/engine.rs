@@ -196,6 +196,12 @@ pub fn replay(
         comms: HashMap::new(),
         skipped: HashSet::new(),
         dead: Vec::new(),
+        free: Vec::new(),
+        done_fid: Fidelity::default(),
+        done_reanchors: 0,
+        done_tasks: 0,
+        top: Vec::new(),
+        keep_top: opts.top.max(1),
     };
     let mut off: Vec<Option<i64>> = vec![None; nr_cpus];
     let mut curr: Vec<u32> = vec![0; nr_cpus];
@@ -218,12 +224,11 @@ pub fn replay(
     // Buffers reused from batch to batch (fresh pages cost more than the
     // replay itself).
     let mut rows: Vec<Row> = Vec::new();
-    let mut run_batch = |slots: &mut Vec<Slot>,
-                         dead: &mut Vec<usize>,
+    let mut run_batch = |pass: &mut Pass,
                          excluded: &mut BTreeMap<&'static str, u64>,
                          rows_total: &mut u64|
      -> Result<(), Error> {
-        slots
+        pass.slots
             .par_iter_mut()
             .filter(|s| !s.events.is_empty())
             .for_each(|s| {
@@ -231,14 +236,10 @@ pub fn replay(
                     s.sim.step(&cfg, &e, &mut s.out);
                 }
             });
-        for s in slots.iter_mut() {
+        for s in pass.slots.iter_mut() {
             rows.append(&mut s.out);
         }
-        // Exited tasks keep their summary, not their buffers.
-        for i in dead.drain(..) {
-            slots[i].events = Vec::new();
-            slots[i].out = Vec::new();
-        }
+        pass.retire_dead();
         rows.par_sort_by_key(|r| (r.ts, r.pid));
         for r in &rows {
             if let Some(why) = r.excluded {
@@ -446,45 +447,22 @@ pub fn replay(
         }
         pending += 1;
         if pending >= opts.batch {
-            run_batch(
-                &mut pass.slots,
-                &mut pass.dead,
-                &mut excluded,
-                &mut rows_total,
-            )?;
+            run_batch(&mut pass, &mut excluded, &mut rows_total)?;
             pending = 0;
             progress(records);
         }
     }
-    run_batch(
-        &mut pass.slots,
-        &mut pass.dead,
-        &mut excluded,
-        &mut rows_total,
-    )?;
+    run_batch(&mut pass, &mut excluded, &mut rows_total)?;
     progress(records);
 
-    // Totals.
-    let mut fid = Fidelity::default();
-    let mut reanchors = 0;
-    for s in &pass.slots {
-        fid.merge(&s.sim.fid);
-        reanchors += s.sim.reanchors;
-    }
-    let mut busiest: Vec<&Slot> = pass.slots.iter().collect();
-    busiest.sort_by_key(|s| std::cmp::Reverse(s.sim.running_ns));
-    let per_task = busiest
-        .iter()
-        .take(opts.top)
-        .map(|s| TaskSummary {
-            pid: s.sim.pid,
-            comm: s.comm.clone(),
-            running_ms: s.sim.running_ns as f64 / 1e6,
-            samples: s.sim.samples,
-            reanchors: s.sim.reanchors,
-            util_avg: s.sim.fid.get(Metric::Util).summary(),
-        })
-        .collect();
+    // Totals: the tasks still alive join the retired ones.
+    let live: Vec<usize> = pass.by_pid.values().copied().collect();
+    pass.dead.extend(live);
+    pass.retire_dead();
+    let fid = pass.done_fid;
+    let reanchors = pass.done_reanchors;
+    let mut per_task = pass.top;
+    per_task.truncate(opts.top);
     let samples = fid.get(Metric::Util).n;
     Ok(Summary {
         model: opts
@@ -502,7 +480,7 @@ pub fn replay(
         rows: rows_total,
         samples,
         excluded,
-        tasks: pass.slots.len() as u64,
+        tasks: pass.done_tasks,
         skipped_tasks: pass.skipped.len() as u64,
         reanchors,
         util_avg: fid.get(Metric::Util).summary(),
@@ -525,9 +503,61 @@ struct Pass<'m> {
     skipped: HashSet<u32>,
     /// Slots whose task exited in the current batch.
     dead: Vec<usize>,
+    /// Slots free for new tasks.
+    free: Vec<usize>,
+    /// What retired tasks leave: their errors, re-anchors, and the busiest
+    /// of them (kept to a few times `top`).
+    done_fid: Fidelity,
+    done_reanchors: u64,
+    done_tasks: u64,
+    top: Vec<TaskSummary>,
+    keep_top: usize,
 }
 
 impl Pass<'_> {
+    /// Folds exited tasks into the totals and frees their slots: memory
+    /// follows the tasks alive, not the tasks ever seen.
+    fn retire_dead(&mut self) {
+        for i in std::mem::take(&mut self.dead) {
+            let slot = std::mem::replace(
+                &mut self.slots[i],
+                Slot {
+                    sim: TaskSim::new(0, Vec::new()),
+                    events: Vec::new(),
+                    out: Vec::new(),
+                    comm: String::new(),
+                    prio: None,
+                },
+            );
+            let sim = &slot.sim;
+            self.done_fid.merge(&sim.fid);
+            self.done_reanchors += sim.reanchors;
+            self.done_tasks += 1;
+            self.top.push(TaskSummary {
+                pid: sim.pid,
+                comm: slot.comm,
+                running_ms: sim.running_ns as f64 / 1e6,
+                samples: sim.samples,
+                reanchors: sim.reanchors,
+                util_avg: sim.fid.get(Metric::Util).summary(),
+            });
+            if self.top.len() >= 4 * self.keep_top {
+                self.trim_top();
+            }
+            self.free.push(i);
+        }
+        self.trim_top();
+    }
+
+    fn trim_top(&mut self) {
+        self.top.sort_by(|a, b| {
+            b.running_ms
+                .total_cmp(&a.running_ms)
+                .then(a.pid.cmp(&b.pid))
+        });
+        self.top.truncate(self.keep_top);
+    }
+
     /// Routes an event to the pid's task, creating it on first sight when
     /// its priority says it is a fair task, and following its weight.
     fn route(&mut self, pid: u32, prio: Option<i32>, ev: Event) {
@@ -563,15 +593,25 @@ impl Pass<'_> {
                     capacity: self.caps.get(ev.cpu as usize).copied().unwrap_or(1024),
                 };
                 let models = self.models.iter().map(|m| m.task(info)).collect();
-                self.slots.push(Slot {
+                let slot = Slot {
                     sim: TaskSim::new(pid, models),
                     events: Vec::new(),
                     out: Vec::new(),
                     comm: self.comms.get(&pid).cloned().unwrap_or_default(),
                     prio,
-                });
-                self.by_pid.insert(pid, self.slots.len() - 1);
-                self.slots.len() - 1
+                };
+                let i = match self.free.pop() {
+                    Some(i) => {
+                        self.slots[i] = slot;
+                        i
+                    }
+                    None => {
+                        self.slots.push(slot);
+                        self.slots.len() - 1
+                    }
+                };
+                self.by_pid.insert(pid, i);
+                i
             }
         };
         let slot = &mut self.slots[idx];
