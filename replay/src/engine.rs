@@ -197,6 +197,7 @@ pub fn replay(
         skipped: HashSet::new(),
         dead: Vec::new(),
         free: Vec::new(),
+        exited: HashSet::new(),
         done_fid: Fidelity::default(),
         done_reanchors: 0,
         done_tasks: 0,
@@ -425,8 +426,14 @@ pub fn replay(
                         pass.dead.push(i);
                     }
                 }
+                if matches!(r.event, TaskEvent::Exit) {
+                    // Its last switch out comes after the exit record: do
+                    // not start a new task for it.
+                    pass.exited.insert(r.pid);
+                }
                 if matches!(r.event, TaskEvent::Fork) {
                     pass.skipped.remove(&r.pid);
+                    pass.exited.remove(&r.pid);
                 }
             }
             Record::Loss(r) => {
@@ -505,6 +512,8 @@ struct Pass<'m> {
     dead: Vec<usize>,
     /// Slots free for new tasks.
     free: Vec<usize>,
+    /// Pids whose task exited (until a fork reuses them).
+    exited: HashSet<u32>,
     /// What retired tasks leave: their errors, re-anchors, and the busiest
     /// of them (kept to a few times `top`).
     done_fid: Fidelity,
@@ -573,7 +582,7 @@ impl Pass<'_> {
     }
 
     fn route_inner(&mut self, pid: u32, prio: Option<i32>, assume_fair: bool, ev: Event) {
-        if pid == 0 || self.skipped.contains(&pid) {
+        if pid == 0 || self.skipped.contains(&pid) || self.exited.contains(&pid) {
             return;
         }
         let idx = match self.by_pid.get(&pid) {
