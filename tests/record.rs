@@ -549,7 +549,8 @@ fn replay_reproduces_the_live_kernel() {
     // next update, at about 1 % of switch-outs: no max bound there.
     type Case<'a> = (&'a str, &'a str, &'a str, &'a [&'a str], f64, f64, u64);
     let cases: [Case; 4] = [
-        ("full", periodic, "3", &["periodic"], 0.99, 0.999, 1),
+        // Silent ticks emulated at estimated times: ±1 at 0–1.5 % of samples.
+        ("full", periodic, "3", &["periodic"], 0.97, 0.999, 1),
         ("switch", periodic, "3", &["periodic"], 0.93, 0.95, 1024),
         (
             "switch",
