@@ -46,6 +46,12 @@ enum Cmd {
     Workload(cmd::workload::Args),
     /// Replay a trace through the kernel-exact PELT (and other models); judge it against the kernel's values.
     Replay(cmd::replay::Args),
+    /// Per-task statistics: class, runtime, wakeup latency, kernel util vs measured demand.
+    Analyze(cmd::analyze::AnalyzeArgs),
+    /// A self-contained HTML report: fidelity, classes, busiest tasks, plots.
+    Report(cmd::analyze::ReportArgs),
+    /// Write a trace and its replay as tables (Parquet or CSV) for other tools.
+    Export(cmd::analyze::ExportArgs),
     /// Generate a deterministic synthetic trace from a workload description (TOML).
     Synth(cmd::synth::Args),
     /// Benchmarks that print their figures side by side.
@@ -66,6 +72,9 @@ fn main() -> ExitCode {
         Cmd::Dump(a) => cmd::dump::run(a),
         Cmd::Synth(a) => cmd::synth::run(a),
         Cmd::Replay(a) => cmd::replay::run(a),
+        Cmd::Analyze(a) => cmd::analyze::analyze(a),
+        Cmd::Export(a) => cmd::analyze::export_cmd(a),
+        Cmd::Report(a) => cmd::analyze::report(a),
         Cmd::Workload(a) => cmd::workload::run_cmd(a),
         Cmd::Record(a) => match cmd::record::run(a) {
             Ok(0) => Ok(()),

@@ -1,0 +1,315 @@
+//! Per-task statistics: how each task used the CPU, what class of task it
+//! is, and how the kernel's estimate compared with its measured demand.
+
+use polars::prelude::*;
+use serde::Serialize;
+
+use crate::frames::frame;
+use crate::tables::Tables;
+
+/// One task's statistics (`schedrec analyze --json`, `tasks[]`).
+#[derive(Clone, Debug, Serialize)]
+pub struct TaskStats {
+    pub pid: u32,
+    pub comm: String,
+    /// `cpu-bound`, `io-bound`, `periodic` or `bursty` (see [`classify`]).
+    pub class: &'static str,
+    pub runtime_ms: f64,
+    /// Running time over the trace's span.
+    pub runtime_share: f64,
+    pub slices: u64,
+    pub mean_run_us: f64,
+    /// Fraction of slices that ended with the task still runnable.
+    pub preempted_fraction: f64,
+    /// Fraction of slices that ended in uninterruptible sleep (I/O waits).
+    pub uninterruptible_fraction: f64,
+    pub wakeups: u64,
+    /// Coefficient of variation of the intervals between wakeups.
+    pub wakeup_interval_cv: Option<f64>,
+    pub wakeup_latency_p50_us: Option<f64>,
+    pub wakeup_latency_p99_us: Option<f64>,
+    /// Mean IPC, cache miss rate and effective GHz over its slices (null
+    /// without counters).
+    pub ipc: Option<f64>,
+    pub miss_rate: Option<f64>,
+    pub ghz: Option<f64>,
+    /// Means over the replay's judged samples where both are known: the
+    /// kernel's util_avg as the trace shows it at switches and wakeups, and
+    /// the measured utilisation over the replay's window at those instants.
+    pub samples: u64,
+    pub kernel_util_mean: Option<f64>,
+    pub measured_util_mean: Option<f64>,
+    /// (kernel − measured) / measured, in %.
+    pub bias_pct: Option<f64>,
+    /// |kernel − measured|: mean and 95th/99th percentiles, util units.
+    pub mae: Option<f64>,
+    pub p95_abs_err: Option<f64>,
+    pub p99_abs_err: Option<f64>,
+}
+
+/// The classification rule, in order:
+/// 1. `cpu-bound`: it blocks fewer than 10 times per second of its own
+///    running time (it leaves the CPU only when preempted);
+/// 2. `io-bound`: ≥ 30 % of its slices end in uninterruptible sleep;
+/// 3. `periodic`: it wakes at regular intervals (coefficient of variation of
+///    the intervals between wakeups ≤ 0.3, at least 10 wakeups);
+/// 4. `bursty`: everything else that sleeps.
+pub fn classify(
+    blocks_per_run_s: f64,
+    uninterruptible: f64,
+    cv: Option<f64>,
+    wakeups: u64,
+) -> &'static str {
+    if blocks_per_run_s < 10.0 {
+        "cpu-bound"
+    } else if uninterruptible >= 0.3 {
+        "io-bound"
+    } else if wakeups >= 10 && cv.is_some_and(|c| c <= 0.3) {
+        "periodic"
+    } else {
+        "bursty"
+    }
+}
+
+fn f64_col(df: &DataFrame, name: &str) -> PolarsResult<Vec<Option<f64>>> {
+    Ok(df
+        .column(name)?
+        .cast(&DataType::Float64)?
+        .f64()?
+        .iter()
+        .collect())
+}
+
+fn u32_col(df: &DataFrame, name: &str) -> PolarsResult<Vec<u32>> {
+    Ok(df
+        .column(name)?
+        .cast(&DataType::UInt32)?
+        .u32()?
+        .iter()
+        .map(|v| v.unwrap_or(0))
+        .collect())
+}
+
+/// Slices that ended in a sleep, per second of running time.
+fn blocks_per_run_s(slices: f64, preempted: f64, runtime_ns: f64) -> f64 {
+    if runtime_ns <= 0.0 {
+        return f64::INFINITY;
+    }
+    slices * (1.0 - preempted) / (runtime_ns / 1e9)
+}
+
+/// Statistics of every task that ran, busiest first.
+pub fn tasks(t: &Tables) -> PolarsResult<Vec<TaskStats>> {
+    let span = (t.span.1 - t.span.0).max(1) as f64;
+    let q = |c: &str, p: f64| col(c).quantile(lit(p), QuantileMethod::Linear);
+
+    let slices = frame(t, "slices")?.lazy().group_by([col("pid")]).agg([
+        col("duration_ns")
+            .sum()
+            .cast(DataType::Float64)
+            .alias("runtime_ns"),
+        len().alias("slices"),
+        col("duration_ns").mean().alias("mean_run_ns"),
+        col("end_state")
+            .eq(lit("preempted"))
+            .cast(DataType::Float64)
+            .mean()
+            .alias("preempted"),
+        col("end_state")
+            .eq(lit("uninterruptible"))
+            .cast(DataType::Float64)
+            .mean()
+            .alias("uninterruptible"),
+        col("ipc").mean().alias("ipc"),
+        col("miss_rate").mean().alias("miss_rate"),
+        col("ghz").mean().alias("ghz"),
+    ]);
+    let wakeups = frame(t, "wakeups")?
+        .lazy()
+        .sort(["pid", "ts"], SortMultipleOptions::default())
+        .with_column(
+            (col("ts").cast(DataType::Float64) - col("ts").shift(lit(1)).cast(DataType::Float64))
+                .over([col("pid")])?
+                .alias("interval"),
+        )
+        .group_by([col("pid")])
+        .agg([
+            len().alias("wakeups"),
+            (col("interval").std(1) / col("interval").mean()).alias("cv"),
+            q("latency_ns", 0.5).alias("lat50"),
+            q("latency_ns", 0.99).alias("lat99"),
+        ]);
+    let err = (col("kernel_util_avg").cast(DataType::Float64)
+        - col("measured_util").cast(DataType::Float64))
+    .alias("err");
+    let replay = frame(t, "replay")?
+        .lazy()
+        .filter(
+            col("excluded")
+                .is_null()
+                .and(col("kernel_util_avg").is_not_null())
+                .and(col("measured_util").is_not_null()),
+        )
+        .with_column(err)
+        .with_column(col("err").abs().alias("abs_err"))
+        .group_by([col("pid")])
+        .agg([
+            len().alias("samples"),
+            col("kernel_util_avg")
+                .cast(DataType::Float64)
+                .mean()
+                .alias("kernel_mean"),
+            col("measured_util")
+                .cast(DataType::Float64)
+                .mean()
+                .alias("measured_mean"),
+            col("abs_err").mean().alias("mae"),
+            q("abs_err", 0.95).alias("p95"),
+            q("abs_err", 0.99).alias("p99"),
+        ]);
+    let names = frame(t, "tasks")?
+        .lazy()
+        .group_by([col("pid")])
+        .agg([col("comm").last().alias("comm")]);
+    let df = slices
+        .join(
+            wakeups,
+            [col("pid")],
+            [col("pid")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .join(
+            replay,
+            [col("pid")],
+            [col("pid")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .join(
+            names,
+            [col("pid")],
+            [col("pid")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .sort(
+            ["runtime_ns", "pid"],
+            SortMultipleOptions::default().with_order_descending_multi([true, false]),
+        )
+        .collect()?;
+
+    let pid = u32_col(&df, "pid")?;
+    let comm: Vec<String> = df
+        .column("comm")?
+        .str()?
+        .iter()
+        .map(|c| c.unwrap_or("").to_string())
+        .collect();
+    let g = |n: &str| f64_col(&df, n);
+    let (runtime, nslices, mean_run) = (g("runtime_ns")?, g("slices")?, g("mean_run_ns")?);
+    let (pre, unint, nwake, cv) = (
+        g("preempted")?,
+        g("uninterruptible")?,
+        g("wakeups")?,
+        g("cv")?,
+    );
+    let (l50, l99, ipc, miss, ghz) = (
+        g("lat50")?,
+        g("lat99")?,
+        g("ipc")?,
+        g("miss_rate")?,
+        g("ghz")?,
+    );
+    let (samples, km, mm, mae, p95, p99) = (
+        g("samples")?,
+        g("kernel_mean")?,
+        g("measured_mean")?,
+        g("mae")?,
+        g("p95")?,
+        g("p99")?,
+    );
+    let finite = |v: Option<f64>| v.filter(|x| x.is_finite());
+    Ok((0..df.height())
+        .map(|i| {
+            let wakeups = nwake[i].unwrap_or(0.0) as u64;
+            let (p, u) = (pre[i].unwrap_or(0.0), unint[i].unwrap_or(0.0));
+            let bias = match (km[i], mm[i]) {
+                (Some(k), Some(m)) if m > 0.0 => Some((k - m) / m * 100.0),
+                _ => None,
+            };
+            TaskStats {
+                pid: pid[i],
+                comm: comm[i].clone(),
+                class: classify(
+                    blocks_per_run_s(nslices[i].unwrap_or(0.0), p, runtime[i].unwrap_or(0.0)),
+                    u,
+                    finite(cv[i]),
+                    wakeups,
+                ),
+                runtime_ms: runtime[i].unwrap_or(0.0) / 1e6,
+                runtime_share: runtime[i].unwrap_or(0.0) / span,
+                slices: nslices[i].unwrap_or(0.0) as u64,
+                mean_run_us: mean_run[i].unwrap_or(0.0) / 1e3,
+                preempted_fraction: p,
+                uninterruptible_fraction: u,
+                wakeups,
+                wakeup_interval_cv: finite(cv[i]),
+                wakeup_latency_p50_us: l50[i].map(|v| v / 1e3),
+                wakeup_latency_p99_us: l99[i].map(|v| v / 1e3),
+                ipc: finite(ipc[i]),
+                miss_rate: finite(miss[i]),
+                ghz: finite(ghz[i]),
+                samples: samples[i].unwrap_or(0.0) as u64,
+                kernel_util_mean: km[i],
+                measured_util_mean: mm[i],
+                bias_pct: bias,
+                mae: mae[i],
+                p95_abs_err: p95[i],
+                p99_abs_err: p99[i],
+            }
+        })
+        .collect())
+}
+
+/// Per class: tasks, samples, and sample-weighted means of the kernel's and
+/// the measured utilisation, with the bias between them.
+#[derive(Clone, Debug, Serialize)]
+pub struct ClassStats {
+    pub class: &'static str,
+    pub tasks: u64,
+    pub samples: u64,
+    pub kernel_util_mean: Option<f64>,
+    pub measured_util_mean: Option<f64>,
+    pub bias_pct: Option<f64>,
+}
+
+pub fn classes(tasks: &[TaskStats]) -> Vec<ClassStats> {
+    ["cpu-bound", "io-bound", "periodic", "bursty"]
+        .into_iter()
+        .map(|class| {
+            let ts: Vec<&TaskStats> = tasks.iter().filter(|t| t.class == class).collect();
+            let samples: u64 = ts.iter().map(|t| t.samples).sum();
+            let wmean = |f: fn(&TaskStats) -> Option<f64>| -> Option<f64> {
+                let (mut s, mut n) = (0.0, 0u64);
+                for t in &ts {
+                    if let Some(v) = f(t) {
+                        s += v * t.samples as f64;
+                        n += t.samples;
+                    }
+                }
+                (n > 0).then(|| s / n as f64)
+            };
+            let k = wmean(|t| t.kernel_util_mean);
+            let m = wmean(|t| t.measured_util_mean);
+            ClassStats {
+                class,
+                tasks: ts.len() as u64,
+                samples,
+                kernel_util_mean: k,
+                measured_util_mean: m,
+                bias_pct: match (k, m) {
+                    (Some(k), Some(m)) if m > 0.0 => Some((k - m) / m * 100.0),
+                    _ => None,
+                },
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,216 @@
+//! The tables as polars DataFrames, and their export to Parquet/CSV, as
+//! single files or into a hive-partitioned dataset.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+
+use crate::tables::Tables;
+
+/// The tables `export` writes, in this order.
+pub const TABLES: [&str; 6] = ["switches", "slices", "wakeups", "tasks", "pelt", "replay"];
+
+/// Builds the DataFrame of table `name`.
+pub fn frame(t: &Tables, name: &str) -> PolarsResult<DataFrame> {
+    macro_rules! c {
+        ($n:expr, $v:expr) => {
+            Column::new($n.into(), $v.as_slice())
+        };
+    }
+    let strs = |v: &[&'static str]| -> Vec<&str> { v.to_vec() };
+    match name {
+        "switches" => {
+            let s = &t.switches;
+            DataFrame::new_infer_height(vec![
+                c!("ts", s.ts),
+                c!("cpu", s.cpu),
+                c!("prev_pid", s.prev_pid),
+                c!("prev_tgid", s.prev_tgid),
+                c!("prev_prio", s.prev_prio),
+                c!("prev_state", s.prev_state),
+                c!("next_pid", s.next_pid),
+                c!("next_tgid", s.next_tgid),
+                c!("next_prio", s.next_prio),
+                c!("preempt", s.preempt),
+                c!("cycles", s.counters[0]),
+                c!("instructions", s.counters[1]),
+                c!("cache_references", s.counters[2]),
+                c!("cache_misses", s.counters[3]),
+                c!("prev_util_avg", s.prev_util_avg),
+                c!("prev_load_avg", s.prev_load_avg),
+                c!("prev_runnable_avg", s.prev_runnable_avg),
+                c!("prev_util_est", s.prev_util_est),
+                c!("prev_last_update_time", s.prev_last_update_time),
+            ])
+        }
+        "slices" => {
+            let s = &t.slices;
+            let mut df = DataFrame::new_infer_height(vec![
+                c!("pid", s.pid),
+                c!("cpu", s.cpu),
+                c!("start", s.start),
+                c!("end", s.end),
+                c!("duration_ns", s.duration_ns),
+                Column::new("end_state".into(), strs(&s.end_state)),
+                c!("cycles", s.cycles),
+                c!("instructions", s.instructions),
+                c!("cache_references", s.cache_references),
+                c!("cache_misses", s.cache_misses),
+            ])?;
+            // Derived: instructions per cycle, misses per reference, and the
+            // effective frequency (cycles per ns = GHz); null without counters.
+            df = df
+                .lazy()
+                .with_columns([
+                    (col_f("instructions") / col_f("cycles")).alias("ipc"),
+                    (col_f("cache_misses") / col_f("cache_references")).alias("miss_rate"),
+                    (col_f("cycles") / col_f("duration_ns")).alias("ghz"),
+                ])
+                .collect()?;
+            Ok(df)
+        }
+        "wakeups" => {
+            let w = &t.wakeups;
+            DataFrame::new_infer_height(vec![
+                c!("ts", w.ts),
+                c!("pid", w.pid),
+                c!("target_cpu", w.target_cpu),
+                c!("new", w.new),
+                c!("latency_ns", w.latency_ns),
+            ])
+        }
+        "tasks" => {
+            let k = &t.tasks;
+            DataFrame::new_infer_height(vec![
+                c!("pid", k.pid),
+                c!("tgid", k.tgid),
+                c!("ppid", k.ppid),
+                Column::new("comm".into(), k.comm.clone()),
+                c!("prio", k.prio),
+                c!("policy", k.policy),
+                c!("first_ts", k.first_ts),
+                c!("exited", k.exited),
+            ])
+        }
+        "pelt" => {
+            let p = &t.pelt;
+            DataFrame::new_infer_height(vec![
+                c!("ts", p.ts),
+                Column::new("entity".into(), p.entity.clone()),
+                c!("rq_cpu", p.rq_cpu),
+                c!("pid", p.pid),
+                c!("util_avg", p.util_avg),
+                c!("load_avg", p.load_avg),
+                c!("runnable_avg", p.runnable_avg),
+                c!("last_update_time", p.last_update_time),
+            ])
+        }
+        "replay" => {
+            let r = &t.replay;
+            DataFrame::new_infer_height(vec![
+                c!("ts", r.ts),
+                c!("pid", r.pid),
+                c!("cpu", r.cpu),
+                Column::new("event".into(), strs(&r.event)),
+                c!("kernel_util_avg", r.kernel_util_avg),
+                c!("kernel_load_avg", r.kernel_load_avg),
+                c!("kernel_runnable_avg", r.kernel_runnable_avg),
+                c!("kernel_util_est", r.kernel_util_est),
+                c!("exact_util_avg", r.exact_util_avg),
+                c!("model_util_avg", r.model_util_avg),
+                c!("model_util_est", r.model_util_est),
+                c!("measured_util", r.measured_util),
+                Column::new(
+                    "excluded".into(),
+                    r.excluded
+                        .iter()
+                        .map(|e| e.map(str::to_string))
+                        .collect::<Vec<_>>(),
+                ),
+            ])
+        }
+        other => Err(PolarsError::ComputeError(
+            format!("no table named {other}").into(),
+        )),
+    }
+}
+
+fn col_f(name: &str) -> Expr {
+    polars::prelude::col(name).cast(DataType::Float64)
+}
+
+/// Output format of `export`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Parquet,
+    Csv,
+}
+
+impl Format {
+    pub fn ext(self) -> &'static str {
+        match self {
+            Format::Parquet => "parquet",
+            Format::Csv => "csv",
+        }
+    }
+}
+
+/// Writes `df` to `path`.
+pub fn write(df: &mut DataFrame, path: &Path, format: Format) -> PolarsResult<()> {
+    let mut f = File::create(path).map_err(|e| PolarsError::IO {
+        error: std::sync::Arc::new(std::io::Error::new(
+            e.kind(),
+            format!("{}: {e}", path.display()),
+        )),
+        msg: None,
+    })?;
+    match format {
+        Format::Parquet => {
+            ParquetWriter::new(&mut f).finish(df)?;
+        }
+        Format::Csv => {
+            CsvWriter::new(&mut f).finish(df)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes every table into `dir` as `<table>.<ext>`; returns the paths.
+pub fn export(t: &Tables, dir: &Path, format: Format) -> PolarsResult<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).map_err(|e| PolarsError::IO {
+        error: std::sync::Arc::new(e),
+        msg: None,
+    })?;
+    let mut out = Vec::new();
+    for name in TABLES {
+        let mut df = frame(t, name)?;
+        let path = dir.join(format!("{name}.{}", format.ext()));
+        write(&mut df, &path, format)?;
+        out.push(path);
+    }
+    Ok(out)
+}
+
+/// Makes a string safe as a hive partition value (no `/`, `=`, spaces).
+pub fn partition_value(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Appends the trace's tables to a hive-partitioned Parquet dataset:
+/// `DIR/host=<host>/trace=<trace>/<table>.parquet`.
+pub fn export_dataset(t: &Tables, root: &Path, host: &str, trace: &str) -> PolarsResult<PathBuf> {
+    let dir = root
+        .join(format!("host={}", partition_value(host)))
+        .join(format!("trace={}", partition_value(trace)));
+    export(t, &dir, Format::Parquet)?;
+    Ok(dir)
+}

@@ -1,0 +1,55 @@
+//! schedrec's analysis: a trace and its replay as tables ([`tables`]) and
+//! polars DataFrames ([`frames`]: Parquet/CSV export, hive-partitioned
+//! datasets), and per-task statistics ([`analyze`]). Schemas:
+//! `analysis/SCHEMAS.md`.
+
+pub mod analyze;
+pub mod frames;
+pub mod report;
+pub mod tables;
+
+pub use polars;
+
+use std::path::Path;
+
+use schedrec_format::Reader;
+use schedrec_replay::engine::{replay, Options, Summary};
+
+/// Any error of loading and analysing a trace.
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// Reads a trace and replays it (kernel-exact PELT; measured utilisation
+/// over `window_ms`) into tables. A trace whose header does not say HZ is
+/// read without a replay table.
+pub fn load(path: &Path, window_ms: u64) -> Result<(Reader, tables::Tables), Error> {
+    load_with_summary(path, window_ms).map(|(r, t, _)| (r, t))
+}
+
+/// [`load`], with the replay's fidelity summary.
+pub fn load_with_summary(
+    path: &Path,
+    window_ms: u64,
+) -> Result<(Reader, tables::Tables, Option<Summary>), Error> {
+    let reader = Reader::open(path)?;
+    let mut t = tables::read(&reader)?;
+    let opts = Options {
+        measured_window_ns: window_ms.max(1) * 1_000_000,
+        ..Options::default()
+    };
+    let rows = &mut t.replay;
+    let mut summary = None;
+    if reader.meta().hz != 0 {
+        summary = Some(replay(
+            &reader,
+            &opts,
+            |b| {
+                for r in b {
+                    rows.push(r);
+                }
+                Ok(())
+            },
+            |_| {},
+        )?);
+    }
+    Ok((reader, t, summary))
+}

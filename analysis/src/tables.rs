@@ -1,0 +1,282 @@
+//! A trace and its replay as columns (plain vectors), one table per kind:
+//! the shapes `schedrec export` writes and the analysis reads. Schemas:
+//! `analysis/SCHEMAS.md`.
+
+use std::collections::HashMap;
+
+use schedrec_format::{Entity, Filter, Reader, Record, TaskEvent};
+use schedrec_replay::task::Row;
+
+/// `switches`: one row per context switch.
+#[derive(Default)]
+pub struct Switches {
+    pub ts: Vec<u64>,
+    pub cpu: Vec<u32>,
+    pub prev_pid: Vec<u32>,
+    pub prev_tgid: Vec<u32>,
+    pub prev_prio: Vec<i32>,
+    pub prev_state: Vec<u32>,
+    pub next_pid: Vec<u32>,
+    pub next_tgid: Vec<u32>,
+    pub next_prio: Vec<i32>,
+    pub preempt: Vec<bool>,
+    /// Counter deltas consumed by prev (null: not counted), slots as in
+    /// the trace header (cycles, instructions, cache_references, cache_misses).
+    pub counters: [Vec<Option<u64>>; 4],
+    pub prev_util_avg: Vec<Option<u64>>,
+    pub prev_load_avg: Vec<Option<u64>>,
+    pub prev_runnable_avg: Vec<Option<u64>>,
+    pub prev_util_est: Vec<Option<u32>>,
+    pub prev_last_update_time: Vec<Option<u64>>,
+}
+
+/// `slices`: one row per time a task held a CPU (switch-in to switch-out).
+#[derive(Default)]
+pub struct Slices {
+    pub pid: Vec<u32>,
+    pub cpu: Vec<u32>,
+    pub start: Vec<u64>,
+    pub end: Vec<u64>,
+    pub duration_ns: Vec<u64>,
+    /// How it ended: `preempted` (still runnable), `sleep` (interruptible),
+    /// `uninterruptible` (D state), `other`.
+    pub end_state: Vec<&'static str>,
+    pub cycles: Vec<Option<u64>>,
+    pub instructions: Vec<Option<u64>>,
+    pub cache_references: Vec<Option<u64>>,
+    pub cache_misses: Vec<Option<u64>>,
+}
+
+/// `wakeups`: one row per wakeup, with the wait until the task ran.
+#[derive(Default)]
+pub struct Wakeups {
+    pub ts: Vec<u64>,
+    pub pid: Vec<u32>,
+    pub target_cpu: Vec<u32>,
+    pub new: Vec<bool>,
+    /// Wakeup to the task's next switch-in (null: it never ran in the trace).
+    pub latency_ns: Vec<Option<u64>>,
+}
+
+/// `tasks`: one row per task (pid) with its last known identity.
+#[derive(Default)]
+pub struct Tasks {
+    pub pid: Vec<u32>,
+    pub tgid: Vec<u32>,
+    pub ppid: Vec<u32>,
+    pub comm: Vec<String>,
+    pub prio: Vec<i32>,
+    pub policy: Vec<u32>,
+    pub first_ts: Vec<u64>,
+    pub exited: Vec<bool>,
+}
+
+/// `pelt`: the kernel's PELT update streams (`--pelt full`).
+#[derive(Default)]
+pub struct Pelt {
+    pub ts: Vec<u64>,
+    pub entity: Vec<String>,
+    pub rq_cpu: Vec<u32>,
+    pub pid: Vec<u32>,
+    pub util_avg: Vec<u64>,
+    pub load_avg: Vec<u64>,
+    pub runnable_avg: Vec<u64>,
+    pub last_update_time: Vec<u64>,
+}
+
+/// `replay`: one row per kernel sample of a replay (see `schedrec replay -o`).
+#[derive(Default)]
+pub struct ReplayRows {
+    pub ts: Vec<u64>,
+    pub pid: Vec<u32>,
+    pub cpu: Vec<u32>,
+    pub event: Vec<&'static str>,
+    pub kernel_util_avg: Vec<Option<u64>>,
+    pub kernel_load_avg: Vec<Option<u64>>,
+    pub kernel_runnable_avg: Vec<Option<u64>>,
+    pub kernel_util_est: Vec<Option<u64>>,
+    pub exact_util_avg: Vec<Option<u64>>,
+    pub model_util_avg: Vec<Option<u64>>,
+    pub model_util_est: Vec<Option<u64>>,
+    pub measured_util: Vec<Option<u64>>,
+    pub excluded: Vec<Option<&'static str>>,
+}
+
+impl ReplayRows {
+    pub fn push(&mut self, r: &Row) {
+        self.ts.push(r.ts);
+        self.pid.push(r.pid);
+        self.cpu.push(r.cpu);
+        self.event.push(r.event);
+        self.kernel_util_avg.push(r.kernel.map(|k| k.util_avg));
+        self.kernel_load_avg.push(r.kernel.map(|k| k.load_avg));
+        self.kernel_runnable_avg
+            .push(r.kernel.map(|k| k.runnable_avg));
+        self.kernel_util_est
+            .push(r.kernel.map(|k| (k.util_est & 0x7fff_ffff) as u64));
+        self.exact_util_avg.push(r.exact.util_avg);
+        self.model_util_avg.push(r.model.util_avg);
+        self.model_util_est.push(r.model.util_est.map(u64::from));
+        self.measured_util.push(r.measured);
+        self.excluded.push(r.excluded);
+    }
+}
+
+/// All tables of one trace.
+#[derive(Default)]
+pub struct Tables {
+    pub switches: Switches,
+    pub slices: Slices,
+    pub wakeups: Wakeups,
+    pub tasks: Tasks,
+    pub pelt: Pelt,
+    pub replay: ReplayRows,
+    /// First and last timestamp of the trace.
+    pub span: (u64, u64),
+}
+
+/// `prev_state` bits (include/linux/sched.h).
+const TASK_INTERRUPTIBLE: u32 = 0x1;
+const TASK_UNINTERRUPTIBLE: u32 = 0x2;
+
+fn end_state(prev_state: u32) -> &'static str {
+    if prev_state == 0 {
+        "preempted"
+    } else if prev_state & TASK_UNINTERRUPTIBLE != 0 {
+        "uninterruptible"
+    } else if prev_state & TASK_INTERRUPTIBLE != 0 {
+        "sleep"
+    } else {
+        "other"
+    }
+}
+
+/// Reads every record of `reader` into tables (the replay table stays
+/// empty: fill it from [`schedrec_replay::replay`]'s rows).
+pub fn read(reader: &Reader) -> Result<Tables, schedrec_format::Error> {
+    let mut t = Tables::default();
+    // Per CPU: who runs since when.
+    let mut running: HashMap<u32, (u32, u64)> = HashMap::new();
+    // Per pid: index of its pending wakeup row.
+    let mut waking: HashMap<u32, usize> = HashMap::new();
+    let mut task_row: HashMap<u32, usize> = HashMap::new();
+    let mut first = true;
+    for rec in reader.records(Filter::default()) {
+        let rec = rec?;
+        let ts = rec.ts();
+        if first {
+            t.span.0 = ts;
+            first = false;
+        }
+        t.span.1 = t.span.1.max(ts);
+        match &rec {
+            Record::Switch(r) => {
+                let s = &mut t.switches;
+                s.ts.push(r.ts);
+                s.cpu.push(r.cpu);
+                s.prev_pid.push(r.prev.pid);
+                s.prev_tgid.push(r.prev.tgid);
+                s.prev_prio.push(r.prev.prio);
+                s.prev_state.push(r.prev_state);
+                s.next_pid.push(r.next.pid);
+                s.next_tgid.push(r.next.tgid);
+                s.next_prio.push(r.next.prio);
+                s.preempt.push(r.preempt);
+                for (i, c) in r.counters.iter().enumerate() {
+                    s.counters[i].push(c.map(|c| {
+                        // Scaled for multiplexing, as perf does.
+                        if c.running > 0 && c.running < c.enabled {
+                            (c.value as u128 * c.enabled as u128 / c.running as u128) as u64
+                        } else {
+                            c.value
+                        }
+                    }));
+                }
+                s.prev_util_avg.push(r.prev_pelt.map(|p| p.util_avg));
+                s.prev_load_avg.push(r.prev_pelt.map(|p| p.load_avg));
+                s.prev_runnable_avg
+                    .push(r.prev_pelt.map(|p| p.runnable_avg));
+                s.prev_util_est
+                    .push(r.prev_pelt.map(|p| p.util_est & 0x7fff_ffff));
+                s.prev_last_update_time
+                    .push(r.prev_pelt.map(|p| p.last_update_time));
+                // The slice prev ends; next's begins.
+                if let Some((pid, start)) = running.remove(&r.cpu) {
+                    if pid == r.prev.pid && pid != 0 {
+                        let sl = &mut t.slices;
+                        sl.pid.push(pid);
+                        sl.cpu.push(r.cpu);
+                        sl.start.push(start);
+                        sl.end.push(r.ts);
+                        sl.duration_ns.push(r.ts - start);
+                        sl.end_state.push(end_state(r.prev_state));
+                        let last = s.counters.each_ref().map(|c| *c.last().unwrap());
+                        sl.cycles.push(last[0]);
+                        sl.instructions.push(last[1]);
+                        sl.cache_references.push(last[2]);
+                        sl.cache_misses.push(last[3]);
+                    }
+                }
+                running.insert(r.cpu, (r.next.pid, r.ts));
+                if let Some(i) = waking.remove(&r.next.pid) {
+                    t.wakeups.latency_ns[i] = Some(r.ts.saturating_sub(t.wakeups.ts[i]));
+                }
+            }
+            Record::Wakeup(r) => {
+                let w = &mut t.wakeups;
+                w.ts.push(r.ts);
+                w.pid.push(r.pid);
+                w.target_cpu.push(r.target_cpu);
+                w.new.push(r.new);
+                w.latency_ns.push(None);
+                waking.insert(r.pid, w.ts.len() - 1);
+            }
+            Record::Task(r) => {
+                let comm = String::from_utf8_lossy(&r.comm).into_owned();
+                let tk = &mut t.tasks;
+                let fresh = matches!(r.event, TaskEvent::Fork);
+                match task_row.get(&r.pid) {
+                    Some(&i) if !fresh => {
+                        tk.comm[i] = comm;
+                        tk.tgid[i] = r.tgid;
+                        tk.prio[i] = r.prio;
+                        tk.policy[i] = r.policy;
+                        if r.ppid != 0 {
+                            tk.ppid[i] = r.ppid;
+                        }
+                        tk.exited[i] |= matches!(r.event, TaskEvent::Exit);
+                    }
+                    _ => {
+                        tk.pid.push(r.pid);
+                        tk.tgid.push(r.tgid);
+                        tk.ppid.push(r.ppid);
+                        tk.comm.push(comm);
+                        tk.prio.push(r.prio);
+                        tk.policy.push(r.policy);
+                        tk.first_ts.push(r.ts);
+                        tk.exited.push(matches!(r.event, TaskEvent::Exit));
+                        task_row.insert(r.pid, tk.pid.len() - 1);
+                    }
+                }
+            }
+            Record::Pelt(r) => {
+                let p = &mut t.pelt;
+                p.ts.push(r.ts);
+                p.entity.push(match r.entity {
+                    Entity::Task => "task".into(),
+                    Entity::CfsRq => "cfs_rq".into(),
+                    Entity::GroupSe => "group_se".into(),
+                    e => e.name(),
+                });
+                p.rq_cpu.push(r.rq_cpu);
+                p.pid.push(r.pid);
+                p.util_avg.push(r.avg.util_avg);
+                p.load_avg.push(r.avg.load_avg);
+                p.runnable_avg.push(r.avg.runnable_avg);
+                p.last_update_time.push(r.avg.last_update_time);
+            }
+            _ => {}
+        }
+    }
+    Ok(t)
+}

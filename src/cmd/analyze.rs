@@ -1,0 +1,281 @@
+//! `schedrec analyze` and `schedrec export`: a trace and its kernel-exact
+//! replay, as statistics or as tables for other tools.
+
+use std::path::PathBuf;
+
+use rayon::prelude::*;
+use schedrec_analysis::analyze::{classes, tasks, ClassStats, TaskStats};
+use schedrec_analysis::frames::{export, export_dataset, Format};
+use schedrec_analysis::load;
+use serde::Serialize;
+
+use crate::out::CliResult;
+
+type BoxErr = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(clap::Args)]
+pub struct AnalyzeArgs {
+    /// Traces (.sched); several are analysed in parallel and compared.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Window of the measured utilisation, ms.
+    #[arg(long, default_value_t = 32)]
+    window_ms: u64,
+    /// Tasks listed per trace.
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+    /// JSON output (stable keys).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct FileReport {
+    file: String,
+    span_ms: f64,
+    classes: Vec<ClassStats>,
+    tasks: Vec<TaskStats>,
+}
+
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or("-".into(), |v| format!("{v:.digits$}"))
+}
+
+pub fn analyze(a: AnalyzeArgs) -> CliResult {
+    let reports: Vec<Result<FileReport, BoxErr>> = a
+        .files
+        .par_iter()
+        .map(|f| {
+            let (_, t) = load(f, a.window_ms).map_err(|e| format!("{}: {e}", f.display()))?;
+            let mut ts = tasks(&t).map_err(|e| format!("{}: {e}", f.display()))?;
+            let cs = classes(&ts);
+            ts.truncate(a.top);
+            Ok(FileReport {
+                file: f.display().to_string(),
+                span_ms: (t.span.1 - t.span.0) as f64 / 1e6,
+                classes: cs,
+                tasks: ts,
+            })
+        })
+        .collect();
+    let reports: Vec<FileReport> = reports.into_iter().collect::<Result<_, _>>()?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "traces": reports }))?
+        );
+        return Ok(());
+    }
+    for r in &reports {
+        println!("{} ({:.0} ms)", r.file, r.span_ms);
+        println!("  kernel util_avg vs measured utilisation ({} ms window), per class: means over the replay's judged samples", a.window_ms);
+        println!(
+            "  {:<10} {:>6} {:>9} {:>9} {:>9} {:>8}",
+            "class", "tasks", "samples", "kernel", "measured", "bias"
+        );
+        for c in &r.classes {
+            println!(
+                "  {:<10} {:>6} {:>9} {:>9} {:>9} {:>8}",
+                c.class,
+                c.tasks,
+                c.samples,
+                opt(c.kernel_util_mean, 1),
+                opt(c.measured_util_mean, 1),
+                c.bias_pct.map_or("-".into(), |b| format!("{b:+.1} %"))
+            );
+        }
+        println!("  busiest tasks:");
+        println!(
+            "  {:>7} {:<16} {:<9} {:>8} {:>6} {:>8} {:>7} {:>7} {:>8} {:>6} {:>6}",
+            "pid",
+            "comm",
+            "class",
+            "ran ms",
+            "share",
+            "run us",
+            "lat p99",
+            "kernel",
+            "measured",
+            "bias",
+            "MAE"
+        );
+        for t in &r.tasks {
+            println!(
+                "  {:>7} {:<16} {:<9} {:>8.1} {:>5.1}% {:>8.0} {:>7} {:>7} {:>8} {:>6} {:>6}",
+                t.pid,
+                t.comm,
+                t.class,
+                t.runtime_ms,
+                t.runtime_share * 100.0,
+                t.mean_run_us,
+                opt(t.wakeup_latency_p99_us, 0),
+                opt(t.kernel_util_mean, 0),
+                opt(t.measured_util_mean, 0),
+                t.bias_pct.map_or("-".into(), |b| format!("{b:+.0}%")),
+                opt(t.mae, 1)
+            );
+        }
+        println!();
+    }
+    if reports.len() > 1 {
+        println!("bias per class, side by side (kernel vs measured, %):");
+        print!("  {:<10}", "class");
+        for (i, _) in reports.iter().enumerate() {
+            print!(" {:>10}", format!("#{}", i + 1));
+        }
+        println!();
+        for (ci, c) in reports[0].classes.iter().enumerate() {
+            print!("  {:<10}", c.class);
+            for r in &reports {
+                print!(
+                    " {:>10}",
+                    r.classes[ci]
+                        .bias_pct
+                        .map_or("-".into(), |b| format!("{b:+.1}"))
+                );
+            }
+            println!();
+        }
+        for (i, r) in reports.iter().enumerate() {
+            println!("  #{}: {}", i + 1, r.file);
+        }
+    }
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct ExportArgs {
+    /// Trace (.sched).
+    file: PathBuf,
+    /// Table format.
+    #[arg(long, default_value = "parquet", value_parser = ["parquet", "csv"])]
+    format: String,
+    /// Directory for one file per table (switches, slices, wakeups, tasks, pelt, replay).
+    #[arg(short, long, required_unless_present = "dataset")]
+    output: Option<PathBuf>,
+    /// Append to a hive-partitioned Parquet dataset: DIR/host=…/trace=…/<table>.parquet.
+    #[arg(long, conflicts_with = "output")]
+    dataset: Option<PathBuf>,
+    /// Window of the measured utilisation in the replay table, ms.
+    #[arg(long, default_value_t = 32)]
+    window_ms: u64,
+}
+
+pub fn export_cmd(a: ExportArgs) -> CliResult {
+    let (reader, t) = load(&a.file, a.window_ms)?;
+    if let Some(root) = &a.dataset {
+        let host = reader
+            .meta()
+            .hostname
+            .clone()
+            .unwrap_or_else(|| "unknown".into());
+        let trace = a
+            .file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "trace".into());
+        let dir = export_dataset(&t, root, &host, &trace)?;
+        eprintln!("wrote {}", dir.display());
+        return Ok(());
+    }
+    let format = if a.format == "csv" {
+        Format::Csv
+    } else {
+        Format::Parquet
+    };
+    let out = a.output.expect("clap requires --output or --dataset");
+    for p in export(&t, &out, format)? {
+        eprintln!("wrote {}", p.display());
+    }
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct ReportArgs {
+    /// Trace (.sched).
+    file: PathBuf,
+    /// Directory for index.html.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Window of the measured utilisation, ms.
+    #[arg(long, default_value_t = 32)]
+    window_ms: u64,
+    /// Tasks in the tables.
+    #[arg(long, default_value_t = 12)]
+    top: usize,
+}
+
+pub fn report(a: ReportArgs) -> CliResult {
+    use schedrec_analysis::report::{html, Context};
+    let (reader, t, summary) = schedrec_analysis::load_with_summary(&a.file, a.window_ms)?;
+    let mut ts = tasks(&t)?;
+    let cs = classes(&ts);
+    ts.truncate(a.top);
+    let m = reader.meta();
+    let info = vec![
+        format!("file:      {}", a.file.display()),
+        format!(
+            "host:      {} (kernel {}), {} CPUs, HZ {}",
+            m.hostname.as_deref().unwrap_or("?"),
+            m.kernel_release,
+            m.nr_cpus,
+            m.hz
+        ),
+        format!("recorded:  {} — {}", m.recorder, m.command_line.join(" ")),
+        format!(
+            "span:      {:.3} s, {} switches, {} wakeups, {} tasks",
+            (t.span.1 - t.span.0) as f64 / 1e9,
+            t.switches.ts.len(),
+            t.wakeups.ts.len(),
+            t.tasks.pid.len()
+        ),
+    ];
+    let fidelity: Vec<String> = match &summary {
+        Some(s) => {
+            let mut v = vec![format!(
+                "{} samples judged of {} ({} re-anchors), {} tasks replayed",
+                s.samples, s.rows, s.reanchors, s.tasks
+            )];
+            for (name, m) in [
+                ("util_avg", &s.util_avg),
+                ("load_avg", &s.load_avg),
+                ("runnable_avg", &s.runnable_avg),
+                ("util_est", &s.util_est),
+            ] {
+                if let Some(m) = m {
+                    v.push(format!(
+                        "{name:<13} exact {:>6.2} %   within ±1 {:>6.2} %   max |err| {}",
+                        m.exact_fraction * 100.0,
+                        m.within1_fraction * 100.0,
+                        m.max_abs_err
+                    ));
+                }
+            }
+            v
+        }
+        None => vec!["not replayed: the trace does not say HZ".into()],
+    };
+    let title = format!(
+        "schedrec report: {}",
+        a.file
+            .file_name()
+            .map_or("trace".into(), |n| n.to_string_lossy().into_owned())
+    );
+    let page = html(
+        &t,
+        &Context {
+            title: &title,
+            info: &info,
+            fidelity: &fidelity,
+            classes: &cs,
+            tasks: &ts,
+            window_ms: a.window_ms,
+        },
+        m.nr_cpus,
+    );
+    std::fs::create_dir_all(&a.output).map_err(|e| format!("{}: {e}", a.output.display()))?;
+    let path = a.output.join("index.html");
+    std::fs::write(&path, page).map_err(|e| format!("{}: {e}", path.display()))?;
+    println!("report: {}", path.display());
+    Ok(())
+}
