@@ -146,10 +146,10 @@ fn report_is_one_self_contained_page() {
     for want in [
         "<svg",
         "Replay fidelity",
-        "Findings",
-        "io-bound",
         "CPU timeline",
-        "hog",
+        "<td>hog (29454)</td><td>cpu-bound</td>",
+        "<td>io (29457)</td><td>io-bound</td>",
+        "-estimated by",
     ] {
         assert!(html.contains(want), "missing {want}");
     }

@@ -161,6 +161,8 @@ pub fn replay(
     };
     let has_pelt = meta.pelt != PeltMode::Off;
     let as_switch = opts.as_switch && meta.pelt == PeltMode::Full;
+    // Without the kernel's values nothing can seed the models: start empty.
+    let init_zero = opts.init_zero || !has_pelt;
     let clock = if opts.ktime || !has_pelt {
         Clock::Ktime
     } else {
@@ -170,7 +172,7 @@ pub fn replay(
         tick_ns: 1_000_000_000 / hz as u64,
         clock,
         full: meta.pelt == PeltMode::Full && clock == Clock::Pelt && !as_switch,
-        init_zero: opts.init_zero,
+        init_zero,
         warmup_ns: 400_000_000,
     };
     let nr_cpus = meta.nr_cpus.max(1) as usize;
@@ -211,6 +213,7 @@ pub fn replay(
     let mut woke: Vec<Option<(u64, u64)>> = vec![None; nr_cpus];
     let mut pending = 0usize;
     let mut records = 0u64;
+    let mut last_ts = 0u64;
     let mut rows_total = 0u64;
     let mut excluded: BTreeMap<&'static str, u64> = BTreeMap::new();
 
@@ -268,6 +271,7 @@ pub fn replay(
             }
         }
         records += 1;
+        last_ts = last_ts.max(rec.ts());
         match &rec {
             Record::Switch(r) => {
                 let c = r.cpu as usize;
@@ -283,7 +287,7 @@ pub fn replay(
                     })
                     .map(|p| p.last_update_time);
                 if let (Some(lut), true) = (prev_lut, c < nr_cpus) {
-                    off[c] = Some(r.ts as i64 - lut as i64);
+                    off[c] = Some((r.ts as i64).wrapping_sub(lut as i64));
                 }
                 let o = cpu_off(&off, r.cpu);
                 // The PELT time of next's pick. After a switch out of a fair
@@ -356,10 +360,13 @@ pub fn replay(
             }
             Record::Wakeup(r) => {
                 let t = r.target_cpu as usize;
-                if let Some(p) = r.pelt.filter(|p| p.last_update_time != 0) {
+                // Only a known fair task's PELT maps clocks (the recorder
+                // reads sched_avg at every wakeup, whatever the class).
+                let known = pass.by_pid.contains_key(&r.pid);
+                if let Some(p) = r.pelt.filter(|p| known && p.last_update_time != 0) {
                     if t < nr_cpus {
                         woke[t] = Some((p.last_update_time, r.ts));
-                        off[t] = Some(r.ts as i64 - p.last_update_time as i64);
+                        off[t] = Some((r.ts as i64).wrapping_sub(p.last_update_time as i64));
                     }
                 }
                 let ev = Event {
@@ -370,10 +377,9 @@ pub fn replay(
                     k: r.pelt,
                     sums: r.sums,
                 };
-                // A task first seen at its wakeup is a fair task if the
-                // kernel tracks its PELT; otherwise its class is unknown
-                // until it switches.
-                pass.route_first_seen_fair(r.pid, r.pelt.is_some(), ev);
+                // A task first seen at its wakeup starts at its first
+                // switch, which says its class.
+                pass.route(r.pid, None, ev);
             }
             Record::Migrate(r) => {
                 let ev = Event {
@@ -458,6 +464,9 @@ pub fn replay(
             pending = 0;
             progress(records);
         }
+    }
+    for s in pass.slots.iter_mut() {
+        s.sim.finish(&cfg, last_ts, &mut s.out);
     }
     run_batch(&mut pass, &mut excluded, &mut rows_total)?;
     progress(records);
@@ -570,18 +579,10 @@ impl Pass<'_> {
     /// Routes an event to the pid's task, creating it on first sight when
     /// its priority says it is a fair task, and following its weight.
     fn route(&mut self, pid: u32, prio: Option<i32>, ev: Event) {
-        self.route_inner(pid, prio, false, ev)
+        self.route_inner(pid, prio, ev)
     }
 
-    /// Like [`Pass::route`] for a record without the task's priority (a
-    /// wakeup): a task first seen there is created as a nice-0 fair task
-    /// when `fair` (the kernel keeps PELT for it), and reweighted at its
-    /// first switch.
-    fn route_first_seen_fair(&mut self, pid: u32, fair: bool, ev: Event) {
-        self.route_inner(pid, None, fair, ev)
-    }
-
-    fn route_inner(&mut self, pid: u32, prio: Option<i32>, assume_fair: bool, ev: Event) {
+    fn route_inner(&mut self, pid: u32, prio: Option<i32>, ev: Event) {
         if pid == 0 || self.skipped.contains(&pid) || self.exited.contains(&pid) {
             return;
         }
@@ -590,7 +591,6 @@ impl Pass<'_> {
             None => {
                 let weight = match prio {
                     Some(p) => fair_weight(p, self.policy.get(&pid).copied()),
-                    None if assume_fair => Some(1024),
                     None => return,
                 };
                 let Some(weight) = weight else {

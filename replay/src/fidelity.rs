@@ -13,12 +13,6 @@ pub enum Metric {
 }
 
 impl Metric {
-    pub const ALL: [Metric; 4] = [
-        Metric::Util,
-        Metric::Load,
-        Metric::Runnable,
-        Metric::UtilEst,
-    ];
     pub fn name(self) -> &'static str {
         match self {
             Metric::Util => "util_avg",

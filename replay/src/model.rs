@@ -70,6 +70,8 @@ pub trait TaskModel: Send {
         false
     }
     fn values(&self, ts: u64) -> Values;
+    /// Events were lost: forget what depends on continuity.
+    fn reset(&mut self) {}
     /// The task's weight changed (nice, or its first known value):
     /// `reweight_entity()` recomputes load_avg at once.
     fn set_weight(&mut self, weight: u64);
@@ -194,8 +196,8 @@ struct PeltTask {
     /// its last attach).
     cpu: u32,
     /// Window positions this task has learnt, per CPU: the PELT time of a
-    /// period boundary of that CPU's root cfs_rq, modulo one period (every
-    /// task attached there shares it, and it never moves).
+    /// period boundary of the cfs_rq it attaches to on that CPU, modulo one
+    /// period (every task attached there shares it, and it never moves).
     phases: Vec<(u32, u64)>,
 }
 
@@ -331,6 +333,16 @@ impl PeltTask {
     /// Fills `states` with candidate window positions `first, first+step, …`
     /// (`count` of them).
     fn spread_phases(&mut self, base: PeltState, first: u32, step: u32, count: u32) {
+        if self.mult != 1 {
+            // Another half-life's windows are not the kernel's: nothing to
+            // search against its samples. Its window starts here.
+            let mut st = base;
+            st.sa.period_contrib = 0;
+            attach_sums(&mut st.sa, self.info.weight);
+            self.states = vec![st];
+            self.score = vec![0];
+            return;
+        }
         self.states.clear();
         for i in 0..count {
             let mut st = base;
@@ -624,6 +636,11 @@ impl TaskModel for MeasuredTask {
         }
     }
     fn set_weight(&mut self, _weight: u64) {}
+    fn reset(&mut self) {
+        self.since = None;
+        self.runs.clear();
+        self.total = 0;
+    }
 }
 
 #[cfg(test)]

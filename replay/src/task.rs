@@ -103,7 +103,7 @@ pub struct Event {
 
 impl Event {
     fn est_now(&self) -> u64 {
-        (self.ts as i64 - self.off).max(0) as u64
+        (self.ts as i64).saturating_sub(self.off).max(0) as u64
     }
 }
 
@@ -237,7 +237,7 @@ impl TaskSim {
             // the rq clock the tick's update reads is taken a little later.
             let read = t + TICK_CLOCK_DELAY_NS;
             let now = match cfg.clock {
-                Clock::Pelt => (read as i64 - ev.off).max(0) as u64,
+                Clock::Pelt => (read as i64).saturating_sub(ev.off).max(0) as u64,
                 Clock::Ktime => read,
             };
             if now > self.last_now && now < end {
@@ -281,6 +281,14 @@ impl TaskSim {
         self.last_now = now;
         self.unanchored = false;
         self.first_ts.get_or_insert(ev.ts);
+    }
+
+    /// First sight of the task (or after a loss): start from the kernel's
+    /// values, unless `--init zero` already started it empty.
+    fn init(&mut self, cfg: &Config, ev: &Event, k: &PeltAvg) {
+        if self.unanchored || !cfg.init_zero {
+            self.anchor(cfg, ev, k);
+        }
     }
 
     fn values(&self, i: usize, ts: u64) -> Values {
@@ -382,6 +390,17 @@ impl TaskSim {
         }
     }
 
+    /// The end of the trace: a held sample is applied, a run in progress
+    /// counted.
+    pub fn finish(&mut self, cfg: &Config, end_ts: u64, out: &mut Vec<Row>) {
+        if !self.models.is_empty() {
+            self.flush_pending(cfg, out);
+        }
+        if let Some(a) = self.run_start.take() {
+            self.running_ns += end_ts.saturating_sub(a);
+        }
+    }
+
     /// Processes one event, appending output rows.
     pub fn step(&mut self, cfg: &Config, ev: &Event, out: &mut Vec<Row>) {
         if let Some(p) = &self.pending {
@@ -403,6 +422,9 @@ impl TaskSim {
                 return;
             }
             EventKind::Lost => {
+                for m in &mut self.models {
+                    m.reset();
+                }
                 self.set_state(State::Unknown, ev.ts);
                 self.unanchored = true;
                 self.migrating = None;
@@ -467,7 +489,7 @@ impl TaskSim {
         if new || self.unanchored || self.state == State::Unknown {
             // A new task is initialised by the kernel (post_init_entity_util_avg):
             // start from its values.
-            self.anchor(cfg, ev, &k);
+            self.init(cfg, ev, &k);
             self.set_state(State::Waiting, ev.ts);
             self.migrating = None;
             let row = self.row(cfg, ev, "wakeup", Some("init"));
@@ -567,7 +589,7 @@ impl TaskSim {
                         self.unanchored = true;
                     }
                 } else if let Some(k) = ev.k {
-                    self.anchor(cfg, ev, &k);
+                    self.init(cfg, ev, &k);
                     let row = self.row(cfg, ev, "switch_in", Some("init"));
                     out.push(row);
                 }
@@ -586,7 +608,18 @@ impl TaskSim {
             if self.state != State::Unknown && !self.unanchored {
                 self.reanchor(cfg, ev, "switch_out", out);
             } else if let Some(k) = ev.k {
-                self.anchor(cfg, ev, &k);
+                self.init(cfg, ev, &k);
+                let row = self.row(cfg, ev, "switch_out", Some("init"));
+                out.push(row);
+            }
+            self.set_state(next, ev.ts);
+            return;
+        }
+        if self.unanchored {
+            // Seen running before any kernel values (a switch-in without
+            // them): start here.
+            if let Some(k) = ev.k {
+                self.init(cfg, ev, &k);
                 let row = self.row(cfg, ev, "switch_out", Some("init"));
                 out.push(row);
             }
@@ -612,7 +645,7 @@ impl TaskSim {
     fn sample(&mut self, cfg: &Config, ev: &Event, curr: bool, out: &mut Vec<Row>) {
         let Some(k) = ev.k else { return };
         if self.unanchored || self.state == State::Unknown {
-            self.anchor(cfg, ev, &k);
+            self.init(cfg, ev, &k);
             self.set_state(
                 if curr {
                     State::Running
@@ -669,7 +702,7 @@ impl TaskSim {
             return;
         }
         let est = |off: i64| match cfg.clock {
-            Clock::Pelt => (ev.ts as i64 - off).max(0) as u64,
+            Clock::Pelt => (ev.ts as i64).saturating_sub(off).max(0) as u64,
             Clock::Ktime => ev.ts,
         };
         match self.state {

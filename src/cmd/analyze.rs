@@ -163,6 +163,9 @@ pub struct ExportArgs {
 
 pub fn export_cmd(a: ExportArgs) -> CliResult {
     let (reader, t) = load(&a.file, a.window_ms)?;
+    if a.dataset.is_some() && a.format != "parquet" {
+        return Err("--dataset writes Parquet only: drop --format csv, or use -o DIR".into());
+    }
     if let Some(root) = &a.dataset {
         let host = reader
             .meta()

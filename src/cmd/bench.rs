@@ -109,6 +109,11 @@ fn timed_replay(
 }
 
 fn replay(switches: u64, dir: Option<PathBuf>, keep: bool) -> CliResult {
+    if switches < 10 {
+        return Err(
+            "bench replay: --switches must be at least 10 (the short trace has a tenth)".into(),
+        );
+    }
     use schedrec_format::synth::write_file;
     let dir = dir.unwrap_or_else(std::env::temp_dir);
     let mut base = Spec::from_toml(BUSY_HOST)?;
