@@ -126,6 +126,18 @@ pub struct Summary {
     pub records: u64,
 }
 
+impl Summary {
+    /// The four metrics with their names, in the order summaries print them.
+    pub fn metrics(&self) -> [(&'static str, Option<&MetricSummary>); 4] {
+        [
+            ("util_avg", self.util_avg.as_ref()),
+            ("load_avg", self.load_avg.as_ref()),
+            ("runnable_avg", self.runnable_avg.as_ref()),
+            ("util_est", self.util_est.as_ref()),
+        ]
+    }
+}
+
 struct Slot {
     sim: TaskSim,
     events: Vec<Event>,

@@ -239,12 +239,7 @@ pub fn report(a: ReportArgs) -> CliResult {
                 "{} samples judged of {} ({} re-anchors), {} tasks replayed",
                 s.samples, s.rows, s.reanchors, s.tasks
             )];
-            for (name, m) in [
-                ("util_avg", &s.util_avg),
-                ("load_avg", &s.load_avg),
-                ("runnable_avg", &s.runnable_avg),
-                ("util_est", &s.util_est),
-            ] {
+            for (name, m) in s.metrics() {
                 if let Some(m) = m {
                     v.push(format!(
                         "{name:<13} exact {:>6.2} %   within ±1 {:>6.2} %   max |err| {}",

@@ -221,12 +221,7 @@ fn print_summary(file: &std::path::Path, s: &Summary) {
         return;
     }
     println!("reference vs kernel   exact    within ±1  mean |err|  p99  max");
-    for (name, m) in [
-        ("util_avg", &s.util_avg),
-        ("load_avg", &s.load_avg),
-        ("runnable_avg", &s.runnable_avg),
-        ("util_est", &s.util_est),
-    ] {
+    for (name, m) in s.metrics() {
         if let Some(m) = m {
             println!(
                 "  {name:<18} {:>9} {:>10} {:>10.3} {:>5} {:>4}",
