@@ -330,9 +330,8 @@ impl PeltTask {
         }
     }
 
-    /// Fills `states` with candidate window positions `first, first+step, …`
-    /// (`count` of them).
-    fn spread_phases(&mut self, base: PeltState, first: u32, step: u32, count: u32) {
+    /// Fills `states` with one candidate per window position.
+    fn spread_phases(&mut self, base: PeltState) {
         if self.mult != 1 {
             // Another half-life's windows are not the kernel's: nothing to
             // search against its samples. Its window starts here.
@@ -344,9 +343,9 @@ impl PeltTask {
             return;
         }
         self.states.clear();
-        for i in 0..count {
+        for pc in 0..1024 {
             let mut st = base;
-            st.sa.period_contrib = (first + i * step) % 1024;
+            st.sa.period_contrib = pc;
             attach_sums(&mut st.sa, self.info.weight);
             self.states.push(st);
         }
@@ -420,7 +419,7 @@ impl TaskModel for PeltTask {
                 self.score = vec![0];
                 self.learn_phase();
             }
-            None => self.spread_phases(base, 0, 1, 1024),
+            None => self.spread_phases(base),
         }
     }
 
@@ -457,7 +456,7 @@ impl TaskModel for PeltTask {
                     self.states = vec![st];
                     self.score = vec![0];
                 }
-                None => self.spread_phases(st, 0, 1, 1024),
+                None => self.spread_phases(st),
             },
         }
     }

@@ -156,7 +156,6 @@ pub struct Row {
 pub struct TaskSim {
     pub pid: u32,
     pub state: State,
-    cpu: u32,
     /// Trace time of the last step (ticks are emulated after it).
     last_ts: u64,
     /// PELT time of the last update.
@@ -190,7 +189,6 @@ impl TaskSim {
         TaskSim {
             pid,
             state: State::Unknown,
-            cpu: u32::MAX,
             last_ts: 0,
             last_now: 0,
             unanchored: true,
@@ -380,11 +378,10 @@ impl TaskSim {
     /// Applies a held `pelt_se_tp` sample of the running task as the tick
     /// (or other update) it was.
     fn flush_pending(&mut self, cfg: &Config, out: &mut Vec<Row>) {
+        // Its ticks were emulated when it arrived (it was the last step).
         if let Some(p) = self.pending.take() {
-            self.ticks(cfg, &p);
             let now = self.now(cfg, &p);
             self.update_all(now, p.ts, self.state.inputs(), false, true);
-            self.last_ts = p.ts;
             let row = self.row(cfg, &p, "pelt", None);
             out.push(row);
         }
@@ -470,7 +467,6 @@ impl TaskSim {
             }
             EventKind::Exit | EventKind::Lost => unreachable!(),
         }
-        self.cpu = ev.cpu;
     }
 
     fn wakeup(&mut self, cfg: &Config, ev: &Event, new: bool, out: &mut Vec<Row>) {
