@@ -41,6 +41,10 @@ pub struct TaskStats {
     pub measured_util_mean: Option<f64>,
     /// (kernel − measured) / measured, in %.
     pub bias_pct: Option<f64>,
+    /// The replay's chosen model (`analyze --model`; the kernel-exact PELT
+    /// by default) at the same samples, and its bias against measured.
+    pub model_util_mean: Option<f64>,
+    pub model_bias_pct: Option<f64>,
     /// |kernel − measured|: mean and 95th/99th percentiles, util units.
     pub mae: Option<f64>,
     pub p95_abs_err: Option<f64>,
@@ -163,6 +167,10 @@ pub fn tasks(t: &Tables) -> PolarsResult<Vec<TaskStats>> {
                 .cast(DataType::Float64)
                 .mean()
                 .alias("measured_mean"),
+            col("model_util_avg")
+                .cast(DataType::Float64)
+                .mean()
+                .alias("model_mean"),
             col("abs_err").mean().alias("mae"),
             q("abs_err", 0.95).alias("p95"),
             q("abs_err", 0.99).alias("p99"),
@@ -218,6 +226,7 @@ pub fn tasks(t: &Tables) -> PolarsResult<Vec<TaskStats>> {
         g("miss_rate")?,
         g("ghz")?,
     );
+    let model_mean = g("model_mean")?;
     let (samples, km, mm, mae, p95, p99) = (
         g("samples")?,
         g("kernel_mean")?,
@@ -261,6 +270,11 @@ pub fn tasks(t: &Tables) -> PolarsResult<Vec<TaskStats>> {
                 kernel_util_mean: km[i],
                 measured_util_mean: mm[i],
                 bias_pct: bias,
+                model_util_mean: model_mean[i],
+                model_bias_pct: match (model_mean[i], mm[i]) {
+                    (Some(k), Some(m)) if m > 0.0 => Some((k - m) / m * 100.0),
+                    _ => None,
+                },
                 mae: mae[i],
                 p95_abs_err: p95[i],
                 p99_abs_err: p99[i],
@@ -279,10 +293,15 @@ pub struct ClassStats {
     pub kernel_util_mean: Option<f64>,
     pub measured_util_mean: Option<f64>,
     pub bias_pct: Option<f64>,
+    pub model_util_mean: Option<f64>,
+    pub model_bias_pct: Option<f64>,
 }
 
+/// The classes of [`classify`], in the order tables list them.
+pub const CLASSES: [&str; 4] = ["cpu-bound", "io-bound", "periodic", "bursty"];
+
 pub fn classes(tasks: &[TaskStats]) -> Vec<ClassStats> {
-    ["cpu-bound", "io-bound", "periodic", "bursty"]
+    CLASSES
         .into_iter()
         .map(|class| {
             let ts: Vec<&TaskStats> = tasks.iter().filter(|t| t.class == class).collect();
@@ -299,6 +318,7 @@ pub fn classes(tasks: &[TaskStats]) -> Vec<ClassStats> {
             };
             let k = wmean(|t| t.kernel_util_mean);
             let m = wmean(|t| t.measured_util_mean);
+            let md = wmean(|t| t.model_util_mean);
             ClassStats {
                 class,
                 tasks: ts.len() as u64,
@@ -309,6 +329,104 @@ pub fn classes(tasks: &[TaskStats]) -> Vec<ClassStats> {
                     (Some(k), Some(m)) if m > 0.0 => Some((k - m) / m * 100.0),
                     _ => None,
                 },
+                model_util_mean: md,
+                model_bias_pct: match (md, m) {
+                    (Some(k), Some(m)) if m > 0.0 => Some((k - m) / m * 100.0),
+                    _ => None,
+                },
+            }
+        })
+        .collect()
+}
+
+/// Per class: Pearson correlation of the estimation error (kernel util_avg −
+/// measured utilisation, at each judged switch-out) with the slice that just
+/// ended's IPC, cache miss rate and effective frequency (GHz). `None` where
+/// fewer than 3 slices have the counter (no PMU, as on a VM) or it does not
+/// vary.
+#[derive(Clone, Debug, Serialize)]
+pub struct ErrorCorrelation {
+    pub class: &'static str,
+    /// Switch-outs with both an error and at least one counter.
+    pub samples: u64,
+    pub ipc: Option<f64>,
+    pub miss_rate: Option<f64>,
+    pub ghz: Option<f64>,
+}
+
+/// Pearson's r over the pairs present (`None`: fewer than 3, or no variance).
+pub fn pearson(pairs: &[(f64, f64)]) -> Option<f64> {
+    let n = pairs.len() as f64;
+    if pairs.len() < 3 {
+        return None;
+    }
+    let (mx, my) = (
+        pairs.iter().map(|p| p.0).sum::<f64>() / n,
+        pairs.iter().map(|p| p.1).sum::<f64>() / n,
+    );
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for &(x, y) in pairs {
+        sxy += (x - mx) * (y - my);
+        sxx += (x - mx) * (x - mx);
+        syy += (y - my) * (y - my);
+    }
+    (sxx > 0.0 && syy > 0.0).then(|| sxy / (sxx * syy).sqrt())
+}
+
+pub fn error_correlations(t: &Tables, tasks: &[TaskStats]) -> Vec<ErrorCorrelation> {
+    use std::collections::HashMap;
+    let class_of: HashMap<u32, &'static str> = tasks.iter().map(|t| (t.pid, t.class)).collect();
+    let s = &t.slices;
+    let slice_at: HashMap<(u32, u64), usize> = (0..s.pid.len())
+        .map(|i| ((s.pid[i], s.end[i]), i))
+        .collect();
+    let ratio = |a: Option<u64>, b: Option<u64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0 => Some(a as f64 / b as f64),
+        _ => None,
+    };
+    // Per class: (err, ipc), (err, miss), (err, ghz), samples.
+    let mut acc: HashMap<&str, [Vec<(f64, f64)>; 3]> = HashMap::new();
+    let mut counted: HashMap<&str, u64> = HashMap::new();
+    let r = &t.replay;
+    for i in 0..r.ts.len() {
+        if r.event[i] != "switch_out" || r.excluded[i].is_some() {
+            continue;
+        }
+        let (Some(k), Some(m)) = (r.kernel_util_avg[i], r.measured_util[i]) else {
+            continue;
+        };
+        let (Some(&class), Some(&j)) =
+            (class_of.get(&r.pid[i]), slice_at.get(&(r.pid[i], r.ts[i])))
+        else {
+            continue;
+        };
+        let err = k as f64 - m as f64;
+        let xs = [
+            ratio(s.instructions[j], s.cycles[j]),
+            ratio(s.cache_misses[j], s.cache_references[j]),
+            ratio(s.cycles[j], Some(s.duration_ns[j])),
+        ];
+        if xs.iter().any(Option::is_some) {
+            *counted.entry(class).or_default() += 1;
+        }
+        let a = acc.entry(class).or_default();
+        for (v, x) in a.iter_mut().zip(xs) {
+            if let Some(x) = x.filter(|x| x.is_finite()) {
+                v.push((err, x));
+            }
+        }
+    }
+    CLASSES
+        .into_iter()
+        .map(|class| {
+            let a = acc.get(class);
+            let r = |k: usize| a.and_then(|a| pearson(&a[k]));
+            ErrorCorrelation {
+                class,
+                samples: counted.get(class).copied().unwrap_or(0),
+                ipc: r(0),
+                miss_rate: r(1),
+                ghz: r(2),
             }
         })
         .collect()

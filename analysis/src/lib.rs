@@ -1,9 +1,12 @@
 //! schedrec's analysis: a trace and its replay as tables ([`tables`]) and
 //! polars DataFrames ([`frames`]: Parquet/CSV export, hive-partitioned
-//! datasets), and per-task statistics ([`analyze`]). Schemas:
+//! datasets), per-task statistics ([`analyze`]) and how estimates follow
+//! demand over time ([`dynamics`]). Schemas:
 //! `analysis/SCHEMAS.md`.
 
 pub mod analyze;
+pub mod dynamics;
+pub mod findings;
 pub mod frames;
 pub mod report;
 pub mod tables;
@@ -30,18 +33,26 @@ pub fn load_with_summary(
     path: &Path,
     window_ms: u64,
 ) -> Result<(Reader, tables::Tables, Option<Summary>), Error> {
-    let reader = Reader::open(path)?;
-    let mut t = tables::read(&reader)?;
     let opts = Options {
         measured_window_ns: window_ms.max(1) * 1_000_000,
         ..Options::default()
     };
+    load_with(Reader::open(path)?, &opts)
+}
+
+/// Reads `reader` into tables and replays it with `opts` (the replay
+/// table's `model_*` columns are the model of `opts.model`).
+pub fn load_with(
+    reader: Reader,
+    opts: &Options,
+) -> Result<(Reader, tables::Tables, Option<Summary>), Error> {
+    let mut t = tables::read(&reader)?;
     let rows = &mut t.replay;
     let mut summary = None;
     if reader.meta().hz != 0 {
         summary = Some(replay(
             &reader,
-            &opts,
+            opts,
             |b| {
                 for r in b {
                     rows.push(r);

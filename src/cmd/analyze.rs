@@ -4,7 +4,10 @@
 use std::path::PathBuf;
 
 use rayon::prelude::*;
-use schedrec_analysis::analyze::{classes, tasks, ClassStats, TaskStats};
+use schedrec_analysis::analyze::{
+    classes, error_correlations, tasks, ClassStats, ErrorCorrelation, TaskStats,
+};
+use schedrec_analysis::dynamics::{dynamics, per_class, ClassDynamics, Dynamics};
 use schedrec_analysis::frames::{export, export_dataset, Format};
 use schedrec_analysis::load;
 use serde::Serialize;
@@ -21,6 +24,10 @@ pub struct AnalyzeArgs {
     /// Window of the measured utilisation, ms.
     #[arg(long, default_value_t = 32)]
     window_ms: u64,
+    /// The model compared with the kernel and the measured demand
+    /// (default: the kernel-exact PELT).
+    #[command(flatten)]
+    model: crate::cmd::replay::ModelArgs,
     /// Tasks listed per trace.
     #[arg(long, default_value_t = 10)]
     top: usize,
@@ -34,7 +41,48 @@ struct FileReport {
     file: String,
     span_ms: f64,
     classes: Vec<ClassStats>,
+    class_dynamics: Vec<ClassDynamics>,
+    correlations: Vec<ErrorCorrelation>,
     tasks: Vec<TaskStats>,
+    /// Dynamics of the tasks listed in `tasks`, same order.
+    dynamics: Vec<Dynamics>,
+}
+
+/// Everything `analyze` says about one trace.
+fn analyse_file(f: &std::path::Path, a: &AnalyzeArgs) -> Result<FileReport, BoxErr> {
+    let (window_ms, top) = (a.window_ms, a.top);
+    let ctx = |e: &dyn std::fmt::Display| format!("{}: {e}", f.display());
+    let reader = schedrec_format::Reader::open(f).map_err(|e| ctx(&e))?;
+    let window_ns = window_ms.max(1) * 1_000_000;
+    let opts = schedrec_replay::engine::Options {
+        model: crate::cmd::replay::choose_model(reader.meta(), &a.model, window_ns)
+            .map_err(|e| ctx(&e))?,
+        measured_window_ns: window_ns,
+        ..Default::default()
+    };
+    let (_, t, _) = schedrec_analysis::load_with(reader, &opts).map_err(|e| ctx(&e))?;
+    let mut ts = tasks(&t).map_err(|e| ctx(&e))?;
+    let cs = classes(&ts);
+    let dyns = dynamics(&t, window_ms);
+    let class_of = ts.iter().map(|t| (t.pid, t.class)).collect();
+    let cd = per_class(&dyns, &class_of);
+    let corr = error_correlations(&t, &ts);
+    ts.truncate(top);
+    let by_pid: std::collections::HashMap<u32, &Dynamics> =
+        dyns.iter().map(|d| (d.pid, d)).collect();
+    let dynamics = ts
+        .iter()
+        .filter_map(|t| by_pid.get(&t.pid).map(|d| (*d).clone()))
+        .collect();
+    Ok(FileReport {
+        file: f.display().to_string(),
+        span_ms: (t.span.1 - t.span.0) as f64 / 1e6,
+        classes: cs,
+        class_dynamics: cd,
+        correlations: corr,
+        tasks: ts,
+        dynamics,
+    })
 }
 
 fn opt(v: Option<f64>, digits: usize) -> String {
@@ -42,22 +90,8 @@ fn opt(v: Option<f64>, digits: usize) -> String {
 }
 
 pub fn analyze(a: AnalyzeArgs) -> CliResult {
-    let reports: Vec<Result<FileReport, BoxErr>> = a
-        .files
-        .par_iter()
-        .map(|f| {
-            let (_, t) = load(f, a.window_ms).map_err(|e| format!("{}: {e}", f.display()))?;
-            let mut ts = tasks(&t).map_err(|e| format!("{}: {e}", f.display()))?;
-            let cs = classes(&ts);
-            ts.truncate(a.top);
-            Ok(FileReport {
-                file: f.display().to_string(),
-                span_ms: (t.span.1 - t.span.0) as f64 / 1e6,
-                classes: cs,
-                tasks: ts,
-            })
-        })
-        .collect();
+    let reports: Vec<Result<FileReport, BoxErr>> =
+        a.files.par_iter().map(|f| analyse_file(f, &a)).collect();
     let reports: Vec<FileReport> = reports.into_iter().collect::<Result<_, _>>()?;
     if a.json {
         println!(
@@ -66,23 +100,85 @@ pub fn analyze(a: AnalyzeArgs) -> CliResult {
         );
         return Ok(());
     }
+    let model = a.model.describe();
     for r in &reports {
         println!("{} ({:.0} ms)", r.file, r.span_ms);
-        println!("  kernel util_avg vs measured utilisation ({} ms window), per class: means over the replay's judged samples", a.window_ms);
+        println!("  kernel util_avg vs the model ({model}) vs measured utilisation ({} ms window), per class: means over the replay's judged samples (trace-visible)", a.window_ms);
         println!(
-            "  {:<10} {:>6} {:>9} {:>9} {:>9} {:>8}",
-            "class", "tasks", "samples", "kernel", "measured", "bias"
+            "  {:<10} {:>6} {:>9} {:>9} {:>9} {:>9} {:>8} {:>11}",
+            "class", "tasks", "samples", "kernel", "model", "measured", "bias", "model bias"
         );
         for c in &r.classes {
             println!(
-                "  {:<10} {:>6} {:>9} {:>9} {:>9} {:>8}",
+                "  {:<10} {:>6} {:>9} {:>9} {:>9} {:>9} {:>8} {:>11}",
                 c.class,
                 c.tasks,
                 c.samples,
                 opt(c.kernel_util_mean, 1),
+                opt(c.model_util_mean, 1),
                 opt(c.measured_util_mean, 1),
-                c.bias_pct.map_or("-".into(), |b| format!("{b:+.1} %"))
+                c.bias_pct.map_or("-".into(), |b| format!("{b:+.1} %")),
+                c.model_bias_pct
+                    .map_or("-".into(), |b| format!("{b:+.1} %"))
             );
+        }
+        println!("  how the kernel's estimate follows demand, per class (time-weighted means over 1 ms bins; medians over bursts and changes; see `analysis/src/dynamics.rs`):");
+        println!(
+            "  {:<10} {:>8} {:>8} {:>8} {:>7} {:>11} {:>11} {:>11} {:>8} {:>13} {:>9}",
+            "class",
+            "demand",
+            "util",
+            "bias",
+            "bursts",
+            "t80 ms",
+            "t95 ms",
+            "est t80",
+            "changes",
+            "converge ms",
+            "est conv"
+        );
+        let theory = |m: Option<f64>, t: Option<f64>| match (m, t) {
+            (None, None) => "-".to_string(),
+            (m, t) => format!("{}/{}", opt(m, 0), opt(t, 0)),
+        };
+        for c in &r.class_dynamics {
+            println!(
+                "  {:<10} {:>8} {:>8} {:>8} {:>7} {:>11} {:>11} {:>11} {:>8} {:>13} {:>9}",
+                c.class,
+                opt(c.demand_time_mean, 1),
+                opt(c.util_time_mean, 1),
+                c.util_time_bias_pct
+                    .map_or("-".into(), |b| format!("{b:+.1}%")),
+                format!("{}", c.bursts),
+                theory(c.util_t80_ms, c.theory_t80_ms),
+                theory(c.util_t95_ms, c.theory_t95_ms),
+                opt(c.est_t80_ms, 0),
+                c.changes,
+                theory(c.util_converge_ms, c.theory_converge_ms),
+                opt(c.est_converge_ms, 0),
+            );
+        }
+        println!("  (t80/t95: measured/PELT theory; bursts that ended first are not timed: {} of {} short of 80 %)",
+            r.class_dynamics.iter().map(|c| c.bursts_short_of_80).sum::<u64>(),
+            r.class_dynamics.iter().map(|c| c.bursts).sum::<u64>());
+        if r.correlations.iter().all(|c| c.samples == 0) {
+            println!("  error vs counters: no counters in this trace (no PMU, or recorded with --no-counters)");
+        } else {
+            println!("  correlation of the error (kernel − measured) with the slice's counters, per class (Pearson r):");
+            println!(
+                "  {:<10} {:>8} {:>7} {:>9} {:>7}",
+                "class", "slices", "IPC", "miss rate", "GHz"
+            );
+            for c in &r.correlations {
+                println!(
+                    "  {:<10} {:>8} {:>7} {:>9} {:>7}",
+                    c.class,
+                    c.samples,
+                    opt(c.ipc, 2),
+                    opt(c.miss_rate, 2),
+                    opt(c.ghz, 2)
+                );
+            }
         }
         println!("  busiest tasks:");
         println!(
@@ -213,7 +309,15 @@ pub fn report(a: ReportArgs) -> CliResult {
     let (reader, t, summary) = schedrec_analysis::load_with_summary(&a.file, a.window_ms)?;
     let mut ts = tasks(&t)?;
     let cs = classes(&ts);
+    let dyns = dynamics(&t, a.window_ms);
+    let class_of = ts.iter().map(|t| (t.pid, t.class)).collect();
+    let cd = per_class(&dyns, &class_of);
+    let corr = error_correlations(&t, &ts);
     ts.truncate(a.top);
+    let top_dyns: Vec<Dynamics> = ts
+        .iter()
+        .filter_map(|t| dyns.iter().find(|d| d.pid == t.pid).cloned())
+        .collect();
     let m = reader.meta();
     let info = vec![
         format!("file:      {}", a.file.display()),
@@ -267,6 +371,9 @@ pub fn report(a: ReportArgs) -> CliResult {
             fidelity: &fidelity,
             classes: &cs,
             tasks: &ts,
+            class_dynamics: &cd,
+            correlations: &corr,
+            dynamics: &top_dyns,
             window_ms: a.window_ms,
         },
         m.nr_cpus,

@@ -12,20 +12,41 @@ use schedrec_replay::task::Row;
 
 use crate::out::CliResult;
 
+/// `--model`, `--halflife`, `--no-util-est` (replay and analyze).
+#[derive(clap::Args)]
+pub struct ModelArgs {
+    /// The model whose estimates fill the `model_*` columns. The
+    /// kernel-exact PELT (half-life 32) is always run too, to judge fidelity.
+    #[arg(long, default_value = "pelt", value_parser = ["pelt", "measured"])]
+    pub model: String,
+    /// PELT half-life in ms (32 is the kernel's; 16 and 8 run the clock 2× and 4× as fast).
+    #[arg(long, default_value_t = 32, value_parser = clap::builder::TypedValueParser::map(clap::builder::PossibleValuesParser::new(["8", "16", "32"]), |s| s.parse::<u32>().unwrap()))]
+    pub halflife: u32,
+    /// The chosen PELT model without util_est.
+    #[arg(long)]
+    pub no_util_est: bool,
+}
+
+impl ModelArgs {
+    /// How the model is called in output.
+    pub fn describe(&self) -> String {
+        match (self.model.as_str(), self.halflife, self.no_util_est) {
+            ("measured", ..) => "measured".to_string(),
+            (_, 32, false) => "kernel-exact PELT".to_string(),
+            (_, h, ue) => format!(
+                "PELT, half-life {h} ms{}",
+                if ue { ", no util_est" } else { "" }
+            ),
+        }
+    }
+}
+
 #[derive(clap::Args)]
 pub struct Args {
     /// Trace to replay (.sched).
     file: PathBuf,
-    /// The model whose estimates fill the output's `model_*` columns. The
-    /// kernel-exact PELT (half-life 32) is always run too, to judge fidelity.
-    #[arg(long, default_value = "pelt", value_parser = ["pelt", "measured"])]
-    model: String,
-    /// PELT half-life in ms (32 is the kernel's; 16 and 8 run the clock 2× and 4× as fast).
-    #[arg(long, default_value_t = 32, value_parser = clap::builder::TypedValueParser::map(clap::builder::PossibleValuesParser::new(["8", "16", "32"]), |s| s.parse::<u32>().unwrap()))]
-    halflife: u32,
-    /// The chosen PELT model without util_est.
-    #[arg(long)]
-    no_util_est: bool,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Tick rate of the recorded kernel (default: the trace header's).
     #[arg(long)]
     hz: Option<u32>,
@@ -87,27 +108,37 @@ fn csv_row(w: &mut impl Write, r: &Row) -> std::io::Result<()> {
     )
 }
 
-pub fn run(a: Args) -> CliResult {
-    let reader = Reader::open(&a.file)?;
-    let window_ns = a.window_ms.max(1) * 1_000_000;
-    let model: Option<Box<dyn Model>> = match a.model.as_str() {
+/// The model `--model NAME --halflife N [--no-util-est]` names for a trace
+/// with `meta` (None: the kernel-exact reference, which always runs).
+pub fn choose_model(
+    meta: &schedrec_format::Metadata,
+    m: &ModelArgs,
+    window_ns: u64,
+) -> Result<Option<Box<dyn Model>>, Box<dyn std::error::Error + Send + Sync>> {
+    let (halflife, no_util_est) = (m.halflife, m.no_util_est);
+    Ok(match m.model.as_str() {
         "measured" => Some(Box::new(Measured { window_ns })),
         _ => {
-            let meta = reader.meta();
-            let ue = if a.no_util_est {
+            let ue = if no_util_est {
                 UtilEst::Off
             } else if meta.util_est_layout == schedrec_format::UtilEstLayout::EnqueuedEwma {
                 UtilEst::EnqueuedEwma
             } else {
                 UtilEst::for_kernel(&meta.kernel_release)
             };
-            if a.halflife == 32 && !a.no_util_est {
+            if halflife == 32 && !no_util_est {
                 None
             } else {
-                Some(Box::new(Pelt::new(a.halflife, ue)?))
+                Some(Box::new(Pelt::new(halflife, ue)?))
             }
         }
-    };
+    })
+}
+
+pub fn run(a: Args) -> CliResult {
+    let reader = Reader::open(&a.file)?;
+    let window_ns = a.window_ms.max(1) * 1_000_000;
+    let model = choose_model(reader.meta(), &a.model, window_ns)?;
     let opts = Options {
         model,
         hz: a.hz,
