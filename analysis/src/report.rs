@@ -4,7 +4,8 @@
 
 use std::fmt::Write as _;
 
-use crate::analyze::{ClassStats, TaskStats};
+use crate::analyze::{ClassStats, ErrorCorrelation, TaskStats};
+use crate::dynamics::{smooth, task_grid, ClassDynamics, Dynamics, BIN_NS, PERIOD_NS};
 use crate::tables::Tables;
 
 /// What the report shows besides the tables.
@@ -16,7 +17,174 @@ pub struct Context<'a> {
     pub fidelity: &'a [String],
     pub classes: &'a [ClassStats],
     pub tasks: &'a [TaskStats],
+    pub class_dynamics: &'a [ClassDynamics],
+    pub correlations: &'a [ErrorCorrelation],
+    /// Dynamics of the tasks in `tasks`.
+    pub dynamics: &'a [Dynamics],
     pub window_ms: u64,
+}
+
+/// Demand (util units) below which a class is not summarised in words.
+const MIN_DEMAND: f64 = 10.24;
+
+/// One series of a [`line_chart`]: name, colour, dashed, points.
+type Series = (String, &'static str, bool, Vec<(f64, f64)>);
+
+/// A line chart over `x` (with `xunit` on the axis) and `y` ranges, with
+/// horizontal reference lines.
+fn line_chart(
+    series: &[Series],
+    x: (f64, f64),
+    y: (f64, f64),
+    xunit: &str,
+    hlines: &[(f64, String)],
+) -> String {
+    let (w, h, ml, mb, mt, mr) = (900.0, 240.0, 50.0, 30.0, 24.0, 10.0);
+    let px = |v: f64| ml + (v - x.0) / (x.1 - x.0).max(1e-9) * (w - ml - mr);
+    let py = |v: f64| {
+        mt + (1.0 - ((v - y.0) / (y.1 - y.0).max(1e-9)).clamp(-0.02, 1.02)) * (h - mt - mb)
+    };
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        r#"<svg viewBox="0 0 {w} {h}" width="{w}" height="{h}" xmlns="http://www.w3.org/2000/svg" font-size="11">"#
+    );
+    for k in 0..=4 {
+        let v = y.0 + (y.1 - y.0) * k as f64 / 4.0;
+        let yy = py(v);
+        let _ = write!(
+            svg,
+            r##"<line x1="{ml}" x2="{}" y1="{yy:.1}" y2="{yy:.1}" stroke="#eee"/><text x="{}" y="{:.1}" text-anchor="end">{v:.0}</text>"##,
+            w - mr,
+            ml - 4.0,
+            yy + 4.0
+        );
+        let xv = x.0 + (x.1 - x.0) * k as f64 / 4.0;
+        let _ = write!(
+            svg,
+            r#"<text x="{:.1}" y="{}" text-anchor="middle">{xv:.0} {xunit}</text>"#,
+            px(xv),
+            h - 8.0
+        );
+    }
+    for (v, label) in hlines {
+        let yy = py(*v);
+        let _ = write!(
+            svg,
+            r##"<line x1="{ml}" x2="{}" y1="{yy:.1}" y2="{yy:.1}" stroke="#999" stroke-dasharray="2,3"/><text x="{}" y="{:.1}" text-anchor="end" fill="#777">{}</text>"##,
+            w - mr,
+            w - mr - 2.0,
+            yy - 3.0,
+            esc(label)
+        );
+    }
+    for (k, (name, color, dashed, pts)) in series.iter().enumerate() {
+        let p: Vec<String> = pts
+            .iter()
+            .filter(|(a, b)| a.is_finite() && b.is_finite())
+            .map(|&(a, b)| format!("{:.1},{:.1}", px(a), py(b)))
+            .collect();
+        let dash = if *dashed {
+            r#" stroke-dasharray="6,4""#
+        } else {
+            ""
+        };
+        let _ = write!(
+            svg,
+            r#"<polyline fill="none" stroke="{color}" stroke-width="1.3"{dash} points="{}"/>"#,
+            p.join(" ")
+        );
+        if !name.is_empty() {
+            let _ = write!(
+                svg,
+                r#"<text x="{}" y="14" fill="{color}">{}</text>"#,
+                ml + 6.0 + 150.0 * k as f64,
+                esc(name)
+            );
+        }
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// util_avg after each burst of the task with the most bursts, as a
+/// fraction of the burst's measured demand, against PELT's curve from 0.
+fn ramp_up_chart(t: &Tables, d: &Dynamics) -> String {
+    let Some(g) = task_grid(t, d.pid) else {
+        return String::new();
+    };
+    let horizon = 300.0;
+    let mut series: Vec<Series> = vec![];
+    for (k, b) in d.bursts.iter().take(12).enumerate() {
+        let start = t.span.0 + b.start_ns;
+        let level = 1024.0 * b.demand;
+        let b0 = ((start - g.t0) / BIN_NS) as usize;
+        let n = (b.len_ms.min(horizon) as usize).min(g.util.len().saturating_sub(b0));
+        let pts = (0..n)
+            .map(|i| {
+                let ms = ((g.t0 + (b0 + i + 1) as u64 * BIN_NS) - start) as f64 / 1e6;
+                (ms, g.util[b0 + i] as f64 / level * 100.0)
+            })
+            .collect();
+        let name = if k == 0 {
+            "util_avg, each burst".to_string()
+        } else {
+            String::new()
+        };
+        series.push((name, COLORS[0], false, pts));
+    }
+    let theory = (0..=horizon as usize)
+        .map(|ms| {
+            (
+                ms as f64,
+                (1.0 - 0.5f64.powf(ms as f64 * 1e6 / PERIOD_NS / 32.0)) * 100.0,
+            )
+        })
+        .collect();
+    series.push(("PELT from 0".into(), COLORS[1], true, theory));
+    line_chart(
+        &series,
+        (0.0, horizon),
+        (0.0, 120.0),
+        "ms",
+        &[(80.0, "80 %".into()), (95.0, "95 %".into())],
+    )
+}
+
+/// Around one demand change: measured running fraction and util_avg (both
+/// smoothed over the window), the new level and its band.
+fn change_chart(t: &Tables, d: &Dynamics, k: usize, window_ms: u64) -> String {
+    let (Some(g), Some(c)) = (task_grid(t, d.pid), d.changes.get(k)) else {
+        return String::new();
+    };
+    let w = (window_ms.max(1) * 1_000_000 / BIN_NS) as usize;
+    let su = smooth(&g.util, w);
+    let se = smooth(&g.est, w);
+    let run: Vec<f32> = g.run.iter().map(|r| r.min(1.0) * 1024.0).collect();
+    let sr = smooth(&run, w);
+    let cp = ((t.span.0 + c.at_ns - g.t0) / BIN_NS) as i64;
+    let (before, after) = (200i64, 600i64);
+    let pts = |v: &[f64]| -> Vec<(f64, f64)> {
+        (cp - before..cp + after)
+            .filter(|&i| i >= 0 && (i as usize) < v.len())
+            .map(|i| ((i - cp) as f64, v[i as usize]))
+            .collect()
+    };
+    let band = (0.05 * c.to).max(10.0);
+    line_chart(
+        &[
+            ("measured".into(), COLORS[2], false, pts(&sr)),
+            ("util_avg".into(), COLORS[0], false, pts(&su)),
+            ("max(util_avg, util_est)".into(), COLORS[3], true, pts(&se)),
+        ],
+        (-(before as f64), after as f64),
+        (0.0, 1024.0),
+        "ms",
+        &[
+            (c.to + band, format!("new level {:.0} ± {band:.0}", c.to)),
+            (c.to - band, String::new()),
+        ],
+    )
 }
 
 const COLORS: [&str; 8] = [
@@ -232,7 +400,7 @@ pub fn html(t: &Tables, cx: &Context, nr_cpus: u32) -> String {
         r#"<!doctype html><html><head><meta charset="utf-8"><title>{}</title><style>
 body{{font-family:system-ui,sans-serif;margin:2em auto;max-width:960px;color:#222}}
 h1{{font-size:1.5em}} h2{{font-size:1.15em;margin-top:1.8em;border-bottom:1px solid #ddd}}
-table{{border-collapse:collapse;font-size:13px}} td,th{{padding:3px 8px;border-bottom:1px solid #eee;text-align:right}}
+table{{border-collapse:collapse;font-size:13px}} td,th{{padding:3px 8px;border-bottom:1px solid #eee;text-align:right}} td{{white-space:nowrap}}
 td:first-child,th:first-child{{text-align:left}} pre{{background:#f6f6f6;padding:8px;font-size:12px;overflow:auto}}
 .note{{color:#555;font-size:13px}}</style></head><body>"#,
         esc(cx.title)
@@ -247,7 +415,57 @@ td:first-child,th:first-child{{text-align:left}} pre{{background:#f6f6f6;padding
 
     // Findings: the classic questions, answered from this trace.
     let _ = write!(o, "<h2>Findings</h2><ul>");
+    // Classes whose demand is below 1 % of a CPU make percentages of noise.
+    let negligible = |d: Option<f64>| d.is_none_or(|d| d < MIN_DEMAND);
+    for c in cx.class_dynamics {
+        if negligible(c.demand_time_mean) {
+            continue;
+        }
+        if let (Some(u), Some(d), Some(b)) =
+            (c.util_time_mean, c.demand_time_mean, c.util_time_bias_pct)
+        {
+            let _ = write!(
+                o,
+                "<li><b>{}</b> ({} tasks), time-weighted: util_avg {:.0} against a measured demand of {:.0} — {} by {:.1} %.</li>",
+                c.class,
+                c.tasks,
+                u,
+                d,
+                if b >= 0.0 { "over-estimated" } else { "under-estimated" },
+                b.abs()
+            );
+        }
+        if c.bursts > 0 {
+            let _ = write!(
+                o,
+                "<li><b>{}</b>: after a burst starts util_avg needs {} ms to reach 80 % of the burst's demand and {} ms for 95 % (PELT theory {} / {} ms; {} of {} bursts ended first); with util_est, {} ms to 80 %.</li>",
+                c.class,
+                opt(c.util_t80_ms, 0),
+                opt(c.util_t95_ms, 0),
+                opt(c.theory_t80_ms, 0),
+                opt(c.theory_t95_ms, 0),
+                c.bursts_short_of_80,
+                c.bursts,
+                opt(c.est_t80_ms, 0)
+            );
+        }
+        if c.changes > 0 {
+            let _ = write!(
+                o,
+                "<li><b>{}</b>: after a change of demand util_avg stays within ±5 % of the new level after {} ms (median of {} changes, {} never settled; PELT theory {} ms); max(util_avg, util_est) after {} ms.</li>",
+                c.class,
+                opt(c.util_converge_ms, 0),
+                c.changes,
+                c.changes_unconverged,
+                opt(c.theory_converge_ms, 0),
+                opt(c.est_converge_ms, 0)
+            );
+        }
+    }
     for c in cx.classes {
+        if negligible(c.measured_util_mean) {
+            continue;
+        }
         if let (Some(k), Some(m), Some(b)) = (c.kernel_util_mean, c.measured_util_mean, c.bias_pct)
         {
             let _ = write!(
@@ -265,7 +483,7 @@ td:first-child,th:first-child{{text-align:left}} pre{{background:#f6f6f6;padding
     }
     let _ = write!(
         o,
-        "</ul><p class=note>Means over the replay's judged samples: the kernel value as the trace shows it at switches and wakeups (held while a task sleeps, so it reads high against the time-average of the true signal), the measured utilisation over the last {} ms at the same instants.</p>",
+        "</ul><p class=note>Classes using less than 1 % of a CPU (10 util units) are left out of these lines (see the tables). Time-weighted: means over 1 ms bins of the task's life, the kernel's util_avg carried between its samples by PELT's own decay (<code>analysis/src/dynamics.rs</code>). Trace-visible (the last lines): means over the replay's judged samples, the kernel's value at switches and wakeups against the measured utilisation over the last {} ms at the same instants; samples cluster where a task switches, so they weigh its busy moments more than the time-average does.</p>",
         cx.window_ms
     );
 
@@ -283,6 +501,46 @@ td:first-child,th:first-child{{text-align:left}} pre{{background:#f6f6f6;padding
         );
     }
     let _ = write!(o, "</table>");
+
+    let _ = write!(o, "<h2>Dynamics per class</h2><table><tr><th>class</th><th>tasks</th><th>demand</th><th>util_avg</th><th>bias</th><th>bursts</th><th>t80 ms (theory)</th><th>t95 ms (theory)</th><th>changes</th><th>converge ms (theory)</th><th>with util_est</th></tr>");
+    for c in cx.class_dynamics {
+        let _ = write!(
+            o,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} ({})</td><td>{} ({})</td><td>{}</td><td>{} ({})</td><td>{}</td></tr>",
+            c.class,
+            c.tasks,
+            opt(c.demand_time_mean, 1),
+            opt(c.util_time_mean, 1),
+            c.util_time_bias_pct.map_or("–".into(), |b| format!("{b:+.1} %")),
+            c.bursts,
+            opt(c.util_t80_ms, 0),
+            opt(c.theory_t80_ms, 0),
+            opt(c.util_t95_ms, 0),
+            opt(c.theory_t95_ms, 0),
+            c.changes,
+            opt(c.util_converge_ms, 0),
+            opt(c.theory_converge_ms, 0),
+            opt(c.est_converge_ms, 0)
+        );
+    }
+    let _ = write!(o, "</table>");
+    if cx.correlations.iter().all(|c| c.samples == 0) {
+        let _ = write!(o, "<p class=note>Error vs counters: this trace has no hardware counters (no PMU, as in a VM, or recorded with --no-counters).</p>");
+    } else {
+        let _ = write!(o, "<h2>Error vs counters</h2><p class=note>Pearson correlation of kernel util_avg − measured utilisation at each switch-out with the ending slice's IPC, cache miss rate and effective GHz.</p><table><tr><th>class</th><th>slices</th><th>IPC</th><th>miss rate</th><th>GHz</th></tr>");
+        for c in cx.correlations {
+            let _ = write!(
+                o,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                c.class,
+                c.samples,
+                opt(c.ipc, 2),
+                opt(c.miss_rate, 2),
+                opt(c.ghz, 2)
+            );
+        }
+        let _ = write!(o, "</table>");
+    }
 
     let _ = write!(o, "<h2>Busiest tasks</h2><table><tr><th>task</th><th>class</th><th>ran ms</th><th>share</th><th>run µs</th><th>wakeup p99 µs</th><th>IPC</th><th>GHz</th><th>kernel</th><th>measured</th><th>bias</th><th>MAE</th><th>p99 err</th></tr>");
     for t in cx.tasks {
@@ -342,6 +600,47 @@ td:first-child,th:first-child{{text-align:left}} pre{{background:#f6f6f6;padding
         "<h2>Estimation error per class</h2><p class=note>Distribution of kernel util_avg − measured utilisation over the judged samples of the tasks above (fraction of samples, bins of 32).</p>"
     );
     o.push_str(&error_histogram(t, &classes_of));
+
+    if let Some(d) = cx
+        .dynamics
+        .iter()
+        .filter(|d| !d.bursts.is_empty())
+        .max_by_key(|d| d.bursts.len())
+    {
+        let _ = write!(
+            o,
+            "<h2>Ramp-up after bursts</h2><p class=note>Task {}: util_avg after each of its {} bursts (first 12), in % of the burst's measured demand, against PELT's curve from 0 (dashed).</p>",
+            d.pid,
+            d.bursts.len()
+        );
+        o.push_str(&ramp_up_chart(t, d));
+    }
+    if let Some(d) = cx
+        .dynamics
+        .iter()
+        .filter(|d| !d.changes.is_empty())
+        .max_by_key(|d| d.changes.len())
+    {
+        let _ = write!(
+            o,
+            "<h2>Convergence after demand changes</h2><p class=note>Task {}: measured utilisation and the kernel's estimates around each change (first 4), smoothed over {} ms; the band is ±5 % of the new level.</p>",
+            d.pid,
+            cx.window_ms
+        );
+        for k in 0..d.changes.len().min(4) {
+            let c = &d.changes[k];
+            let _ = write!(
+                o,
+                "<h3>at {:.3} s: {:.0} → {:.0}, util_avg settled after {} ms (theory {:.0} ms)</h3>",
+                c.at_ns as f64 / 1e9,
+                c.from,
+                c.to,
+                opt(c.util_converge_ms, 0),
+                c.theory_ms
+            );
+            o.push_str(&change_chart(t, d, k, cx.window_ms));
+        }
+    }
     o.push_str("</body></html>\n");
     o
 }
