@@ -54,6 +54,11 @@ enum Cmd {
     Export(cmd::analyze::ExportArgs),
     /// Generate a deterministic synthetic trace from a workload description (TOML).
     Synth(cmd::synth::Args),
+    /// Controlled experiments on this machine (root; fixtures otherwise).
+    Experiment {
+        #[command(subcommand)]
+        what: cmd::experiment::What,
+    },
     /// Benchmarks that print their figures side by side.
     Bench {
         #[command(subcommand)]
@@ -83,6 +88,7 @@ fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Cmd::Bench { what } => cmd::bench::run(what),
+        Cmd::Experiment { what } => cmd::experiment::run(what),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

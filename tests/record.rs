@@ -605,3 +605,39 @@ fn replay_reproduces_the_live_kernel() {
         }
     }
 }
+
+/// `experiment findings` records its three scenarios for real and measures
+/// the kernel's own estimates: ramp-up after a burst and convergence after
+/// a step match PELT's closed form.
+#[test]
+fn findings_experiment_records_and_measures() {
+    if !can_record("findings_experiment_records_and_measures") {
+        return;
+    }
+    let _g = serial();
+    let o = Command::new(exe())
+        .args([
+            "experiment",
+            "findings",
+            "--reps",
+            "1",
+            "--seconds",
+            "3",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["source"], "recorded on this machine", "{v:#}");
+    let row = |k: &str| common::finding_row(&v, k);
+    for (k, tol) in [("burst_util_t80", 5.0), ("step_up_util", 20.0)] {
+        let r = row(k);
+        let (m, t) = (r["median"].as_f64(), r["theory"].as_f64());
+        let (Some(m), Some(t)) = (m, t) else {
+            panic!("{k} not measured: {v:#}");
+        };
+        assert!((m - t).abs() <= tol, "{k}: measured {m}, theory {t}");
+    }
+    assert!(row("io_util_bias")["median"].as_f64().is_some(), "{v:#}");
+}

@@ -1,6 +1,7 @@
 pub mod analyze;
 pub mod bench;
 pub mod dump;
+pub mod experiment;
 pub mod info;
 pub mod record;
 pub mod replay;

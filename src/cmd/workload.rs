@@ -16,6 +16,9 @@ pub struct Args {
     /// Print the report as JSON.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Print nothing (for scripts that only want the load).
+    #[arg(short, long, global = true, conflicts_with = "json")]
+    pub quiet: bool,
 }
 
 #[derive(clap::Subcommand, Clone, Debug)]
@@ -127,6 +130,9 @@ pub fn run_cmd(a: Args) -> CliResult {
         return Err("--duration must be > 0".into());
     }
     let report = run(&w, Duration::from_secs_f64(a.duration));
+    if a.quiet {
+        return Ok(());
+    }
     if a.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {

@@ -76,3 +76,14 @@ pub fn task_util(summary: &serde_json::Value, comm: &str) -> (u64, f64, f64, u64
         u["max_abs_err"].as_u64().unwrap(),
     )
 }
+
+/// The row `key` of `experiment findings --json`.
+pub fn finding_row(v: &serde_json::Value, key: &str) -> serde_json::Value {
+    v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["key"] == key)
+        .unwrap_or_else(|| panic!("no row {key}: {v:#}"))
+        .clone()
+}
