@@ -39,6 +39,20 @@ pub enum What {
         #[arg(long)]
         keep: bool,
     },
+    /// `analyze` and `report` on one synthetic busy-host trace (PELT at
+    /// switch): wall time and peak RSS of each, with the replay alone for
+    /// reference; each a separate process on every core.
+    Analyze {
+        /// Switches in the trace.
+        #[arg(long, default_value_t = 10_000_000)]
+        switches: u64,
+        /// Where to write the temporary trace and report (default: the system temp dir).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Keep the trace and report instead of deleting them.
+        #[arg(long)]
+        keep: bool,
+    },
     /// Trace format: write and decode throughput, bytes per switch.
     Format {
         /// Switches per stream.
@@ -78,6 +92,11 @@ pub fn run(w: What) -> CliResult {
             dir,
             keep,
         } => replay(switches, dir, keep),
+        What::Analyze {
+            switches,
+            dir,
+            keep,
+        } => analyze(switches, dir, keep),
     }
 }
 
@@ -87,12 +106,19 @@ fn timed_replay(
     file: &std::path::Path,
     threads: usize,
 ) -> Result<(f64, u64), Box<dyn std::error::Error + Send + Sync>> {
+    let f = file.to_string_lossy();
+    timed_child(&["replay", &f, "--json", "--quiet"], threads)
+}
+
+/// Runs `schedrec ARGS` as a child with `threads` rayon threads: (wall
+/// seconds, the child's peak RSS in KiB).
+fn timed_child(
+    args: &[&str],
+    threads: usize,
+) -> Result<(f64, u64), Box<dyn std::error::Error + Send + Sync>> {
     let t0 = std::time::Instant::now();
     let child = std::process::Command::new(std::env::current_exe()?)
-        .arg("replay")
-        .arg(file)
-        .arg("--json")
-        .arg("--quiet")
+        .args(args)
         .env("RAYON_NUM_THREADS", threads.to_string())
         .stdout(std::process::Stdio::null())
         .spawn()?;
@@ -103,7 +129,7 @@ fn timed_replay(
     let r = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut ru) };
     let secs = t0.elapsed().as_secs_f64();
     if r < 0 || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
-        return Err(format!("schedrec replay {} failed", file.display()).into());
+        return Err(format!("schedrec {} failed", args.join(" ")).into());
     }
     Ok((secs, ru.ru_maxrss as u64))
 }
@@ -165,6 +191,67 @@ fn replay(switches: u64, dir: Option<PathBuf>, keep: bool) -> CliResult {
         rows[2].3 as f64 / rows[0].3.max(1) as f64
     );
     println!("targets: >= 20 M switches/s per core, >= 1.8x on 2 threads, memory independent of trace length");
+    Ok(())
+}
+
+fn analyze(switches: u64, dir: Option<PathBuf>, keep: bool) -> CliResult {
+    use schedrec_format::synth::write_file;
+    if switches < 10 {
+        return Err("bench analyze: --switches must be at least 10".into());
+    }
+    let dir = dir.unwrap_or_else(std::env::temp_dir);
+    let mut spec = Spec::from_toml(BUSY_HOST)?;
+    spec.duration_ms = 1e12; // run until max_switches
+    spec.max_switches = switches;
+    spec.pelt = "switch".into();
+    let path = dir.join(format!(
+        "schedrec-bench-analyze-{}.sched",
+        std::process::id()
+    ));
+    let out = dir.join(format!("schedrec-bench-report-{}", std::process::id()));
+    let opts = schedrec_format::WriterOptions {
+        mode: 0o644,
+        ..Default::default()
+    };
+    let st = write_file(&spec, spec.seed, &path, vec!["bench".into()], opts)?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    eprintln!(
+        "bench analyze: busy-host synth trace of {} switches (PELT at switch, counters); {threads} threads; each step a separate process",
+        st.switches
+    );
+    let (f, o) = (path.to_string_lossy(), out.to_string_lossy());
+    let steps: [(&str, Vec<&str>); 3] = [
+        (
+            "replay (part of both)",
+            vec!["replay", &f, "--json", "--quiet"],
+        ),
+        ("analyze --json", vec!["analyze", &f, "--json"]),
+        ("report", vec!["report", &f, "-o", &o]),
+    ];
+    let mut rows = vec![];
+    for (name, args) in &steps {
+        let (secs, rss) = timed_child(args, threads)?;
+        rows.push((*name, secs, rss));
+    }
+    println!("| step | switches | seconds | M switches/s | peak RSS MiB |");
+    println!("|---|---:|---:|---:|---:|");
+    for (name, secs, rss) in &rows {
+        println!(
+            "| {name} | {} | {secs:.1} | {:.2} | {} |",
+            st.switches,
+            st.switches as f64 / secs / 1e6,
+            rss / 1024
+        );
+    }
+    println!(
+        "targets: analyze and report each < 15 s and < 2 GiB peak RSS on 10 M switches (2 cores)"
+    );
+    if keep {
+        eprintln!("kept {} and {}", path.display(), out.display());
+    } else {
+        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_dir_all(&out);
+    }
     Ok(())
 }
 
