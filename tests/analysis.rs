@@ -81,6 +81,17 @@ fn analyze_classifies_and_compares_traces() {
         (util - demand).abs() / demand < 0.02,
         "util {util} vs demand {demand}"
     );
+    // 8 ms of CPU every 16 ms: slices and sleeps of ~8 ms each.
+    let periodic_task = traces[1]["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["comm"] == "periodic")
+        .unwrap();
+    for (k, lo, hi) in [("run_p50_us", 7500.0, 8500.0), ("sleep_p50_ms", 7.5, 8.5)] {
+        let v = periodic_task[k].as_f64().unwrap();
+        assert!((lo..=hi).contains(&v), "{k} {v}: {periodic_task}");
+    }
     // No PMU on the recording host: no correlations, and nothing invented.
     for c in traces[0]["correlations"].as_array().unwrap() {
         assert_eq!(c["samples"], 0, "{c}");
@@ -176,6 +187,8 @@ fn report_is_one_self_contained_page() {
         "<td>hog (29454)</td><td>cpu-bound</td>",
         "<td>io (29457)</td><td>io-bound</td>",
         "-estimated by",
+        "Dynamics per class",
+        "Convergence after demand changes",
     ] {
         assert!(html.contains(want), "missing {want}");
     }
@@ -184,6 +197,56 @@ fn report_is_one_self_contained_page() {
     let ns = html.matches("http://www.w3.org/2000/svg").count();
     assert_eq!(urls, ns, "external references in the report");
     assert!(!html.contains("<script"));
+    // This recording has no counters: no counter panels, and it says so.
+    assert!(!html.contains("IPC per slice"));
+    assert!(html.contains("this trace has no hardware counters"));
+}
+
+/// A trace with counters (the synthetic mixed workload sets IPC and miss
+/// rates per task): counter panels and correlations appear, computed from
+/// the slices.
+#[test]
+fn counters_give_ipc_panels_and_correlations() {
+    let tmp = tempfile::tempdir().unwrap();
+    let trace = tmp.path().join("mixed.sched");
+    let spec = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/synth/mixed.toml");
+    run(&[
+        "synth",
+        spec.to_str().unwrap(),
+        "-o",
+        trace.to_str().unwrap(),
+    ]);
+    let out = tmp.path().join("report");
+    run(&[
+        "report",
+        trace.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    for want in [
+        "IPC per slice",
+        "Effective frequency per slice",
+        "Error vs counters",
+    ] {
+        assert!(html.contains(want), "missing {want}");
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&run(&["analyze", trace.to_str().unwrap(), "--json"])).unwrap();
+    let corr = v["traces"][0]["correlations"].as_array().unwrap();
+    let counted: u64 = corr.iter().map(|c| c["samples"].as_u64().unwrap()).sum();
+    assert!(counted > 100, "{corr:#?}");
+    for c in corr {
+        for k in ["ipc", "miss_rate", "ghz"] {
+            if let Some(r) = c[k].as_f64() {
+                assert!((-1.0..=1.0).contains(&r), "{c}");
+            }
+        }
+    }
+    // Every task that ran has its IPC from its slices.
+    let tasks = v["traces"][0]["tasks"].as_array().unwrap();
+    let hog = tasks.iter().find(|t| t["comm"] == "hog").unwrap();
+    assert!(hog["ipc"].as_f64().unwrap() > 0.0, "{hog}");
 }
 
 #[test]

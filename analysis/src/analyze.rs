@@ -19,6 +19,12 @@ pub struct TaskStats {
     pub runtime_share: f64,
     pub slices: u64,
     pub mean_run_us: f64,
+    /// Run (slice) length percentiles, µs.
+    pub run_p50_us: Option<f64>,
+    pub run_p99_us: Option<f64>,
+    /// Sleep length percentiles (block to wakeup), ms.
+    pub sleep_p50_ms: Option<f64>,
+    pub sleep_p99_ms: Option<f64>,
     /// Fraction of slices that ended with the task still runnable.
     pub preempted_fraction: f64,
     /// Fraction of slices that ended in uninterruptible sleep (I/O waits).
@@ -114,6 +120,8 @@ pub fn tasks(t: &Tables) -> PolarsResult<Vec<TaskStats>> {
             .alias("runtime_ns"),
         len().alias("slices"),
         col("duration_ns").mean().alias("mean_run_ns"),
+        q("duration_ns", 0.5).alias("run50"),
+        q("duration_ns", 0.99).alias("run99"),
         col("end_state")
             .eq(lit("preempted"))
             .cast(DataType::Float64)
@@ -142,6 +150,8 @@ pub fn tasks(t: &Tables) -> PolarsResult<Vec<TaskStats>> {
             (col("interval").std(1) / col("interval").mean()).alias("cv"),
             q("latency_ns", 0.5).alias("lat50"),
             q("latency_ns", 0.99).alias("lat99"),
+            q("sleep_ns", 0.5).alias("sleep50"),
+            q("sleep_ns", 0.99).alias("sleep99"),
         ]);
     let err = (col("kernel_util_avg").cast(DataType::Float64)
         - col("measured_util").cast(DataType::Float64))
@@ -227,6 +237,7 @@ pub fn tasks(t: &Tables) -> PolarsResult<Vec<TaskStats>> {
         g("ghz")?,
     );
     let model_mean = g("model_mean")?;
+    let (run50, run99, sleep50, sleep99) = (g("run50")?, g("run99")?, g("sleep50")?, g("sleep99")?);
     let (samples, km, mm, mae, p95, p99) = (
         g("samples")?,
         g("kernel_mean")?,
@@ -257,6 +268,10 @@ pub fn tasks(t: &Tables) -> PolarsResult<Vec<TaskStats>> {
                 runtime_share: runtime[i].unwrap_or(0.0) / span,
                 slices: nslices[i].unwrap_or(0.0) as u64,
                 mean_run_us: mean_run[i].unwrap_or(0.0) / 1e3,
+                run_p50_us: run50[i].map(|v| v / 1e3),
+                run_p99_us: run99[i].map(|v| v / 1e3),
+                sleep_p50_ms: sleep50[i].map(|v| v / 1e6),
+                sleep_p99_ms: sleep99[i].map(|v| v / 1e6),
                 preempted_fraction: p,
                 uninterruptible_fraction: u,
                 wakeups,

@@ -78,6 +78,7 @@ pub fn frame(t: &Tables, name: &str) -> PolarsResult<DataFrame> {
                 c!("target_cpu", w.target_cpu),
                 c!("new", w.new),
                 c!("latency_ns", w.latency_ns),
+                c!("sleep_ns", w.sleep_ns),
             ])
         }
         "tasks" => {

@@ -107,6 +107,49 @@ fn line_chart(
     svg
 }
 
+/// A per-slice counter ratio over time for the busiest tasks (`None`
+/// when no slice of theirs has it): IPC or effective GHz.
+fn counter_chart(t: &Tables, top: &[(u32, String)], ghz: bool) -> Option<String> {
+    let s = &t.slices;
+    let span_ms = (t.span.1 - t.span.0) as f64 / 1e6;
+    let mut series: Vec<Series> = vec![];
+    let mut ymax = 0f64;
+    for (k, (pid, comm)) in top.iter().enumerate() {
+        let idx: Vec<usize> = (0..s.pid.len()).filter(|&i| s.pid[i] == *pid).collect();
+        let step = (idx.len() / 1500).max(1);
+        let pts: Vec<(f64, f64)> = idx
+            .iter()
+            .step_by(step)
+            .filter_map(|&i| {
+                let v = if ghz {
+                    s.cycles[i].map(|c| c as f64 / s.duration_ns[i].max(1) as f64)
+                } else {
+                    match (s.instructions[i], s.cycles[i]) {
+                        (Some(n), Some(c)) if c > 0 => Some(n as f64 / c as f64),
+                        _ => None,
+                    }
+                };
+                v.map(|v| ((s.start[i] - t.span.0) as f64 / 1e6, v))
+            })
+            .collect();
+        if pts.is_empty() {
+            continue;
+        }
+        ymax = pts.iter().map(|p| p.1).fold(ymax, f64::max);
+        series.push((comm.clone(), COLORS[k % COLORS.len()], false, pts));
+    }
+    if series.is_empty() {
+        return None;
+    }
+    Some(line_chart(
+        &series,
+        (0.0, span_ms.max(1.0)),
+        (0.0, (ymax * 1.1).max(0.1)),
+        "ms",
+        &[],
+    ))
+}
+
 /// util_avg after each burst of the task with the most bursts, as a
 /// fraction of the burst's measured demand, against PELT's curve from 0.
 fn ramp_up_chart(t: &Tables, d: &Dynamics) -> String {
@@ -542,17 +585,20 @@ td:first-child,th:first-child{{text-align:left}} pre{{background:#f6f6f6;padding
         let _ = write!(o, "</table>");
     }
 
-    let _ = write!(o, "<h2>Busiest tasks</h2><table><tr><th>task</th><th>class</th><th>ran ms</th><th>share</th><th>run µs</th><th>wakeup p99 µs</th><th>IPC</th><th>GHz</th><th>kernel</th><th>measured</th><th>bias</th><th>MAE</th><th>p99 err</th></tr>");
+    let _ = write!(o, "<h2>Busiest tasks</h2><table><tr><th>task</th><th>class</th><th>ran ms</th><th>share</th><th>run µs p50/p99</th><th>sleep ms p50/p99</th><th>wakeup p99 µs</th><th>IPC</th><th>GHz</th><th>kernel</th><th>measured</th><th>bias</th><th>MAE</th><th>p99 err</th></tr>");
     for t in cx.tasks {
         let _ = write!(
             o,
-            "<tr><td>{} ({})</td><td>{}</td><td>{:.1}</td><td>{:.1} %</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{} ({})</td><td>{}</td><td>{:.1}</td><td>{:.1} %</td><td>{}/{}</td><td>{}/{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&t.comm),
             t.pid,
             t.class,
             t.runtime_ms,
             t.runtime_share * 100.0,
-            t.mean_run_us,
+            opt(t.run_p50_us, 0),
+            opt(t.run_p99_us, 0),
+            opt(t.sleep_p50_ms, 1),
+            opt(t.sleep_p99_ms, 1),
             opt(t.wakeup_latency_p99_us, 0),
             opt(t.ipc, 2),
             opt(t.ghz, 2),
@@ -564,6 +610,21 @@ td:first-child,th:first-child{{text-align:left}} pre{{background:#f6f6f6;padding
         );
     }
     let _ = write!(o, "</table><p class=note>IPC and GHz need hardware counters; a host without a PMU (a VM) has none.</p>");
+
+    let named: Vec<(u32, String)> = cx
+        .tasks
+        .iter()
+        .take(4)
+        .map(|t| (t.pid, format!("{} ({})", t.comm, t.pid)))
+        .collect();
+    if let Some(c) = counter_chart(t, &named, false) {
+        let _ = write!(o, "<h2>IPC per slice</h2><p class=note>Instructions per cycle of each slice of the four busiest tasks (scaled for multiplexing).</p>");
+        o.push_str(&c);
+        if let Some(c) = counter_chart(t, &named, true) {
+            let _ = write!(o, "<h2>Effective frequency per slice</h2><p class=note>Cycles per ns of running time (GHz).</p>");
+            o.push_str(&c);
+        }
+    }
 
     let top: Vec<u32> = cx.tasks.iter().take(8).map(|t| t.pid).collect();
     let _ = write!(o, "<h2>CPU timeline (first 200 ms)</h2>");

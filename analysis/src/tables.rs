@@ -56,6 +56,9 @@ pub struct Wakeups {
     pub new: Vec<bool>,
     /// Wakeup to the task's next switch-in (null: it never ran in the trace).
     pub latency_ns: Vec<Option<u64>>,
+    /// How long the task slept: from the switch-out at which it blocked to
+    /// this wakeup (null: its block is not in the trace, or a new task).
+    pub sleep_ns: Vec<Option<u64>>,
 }
 
 /// `tasks`: one row per task (pid) with its last known identity.
@@ -160,6 +163,8 @@ pub fn read(reader: &Reader) -> Result<Tables, schedrec_format::Error> {
     // Per pid: index of its pending wakeup row.
     let mut waking: HashMap<u32, usize> = HashMap::new();
     let mut task_row: HashMap<u32, usize> = HashMap::new();
+    // Per pid: when it last left the CPU to sleep.
+    let mut blocked_at: HashMap<u32, u64> = HashMap::new();
     let mut first = true;
     for rec in reader.records(Filter::default()) {
         let rec = rec?;
@@ -217,6 +222,11 @@ pub fn read(reader: &Reader) -> Result<Tables, schedrec_format::Error> {
                         sl.cache_misses.push(last[3]);
                     }
                 }
+                if r.prev_state != 0 && r.prev.pid != 0 {
+                    blocked_at.insert(r.prev.pid, r.ts);
+                } else {
+                    blocked_at.remove(&r.prev.pid);
+                }
                 running.insert(r.cpu, (r.next.pid, r.ts));
                 if let Some(i) = waking.remove(&r.next.pid) {
                     t.wakeups.latency_ns[i] = Some(r.ts.saturating_sub(t.wakeups.ts[i]));
@@ -229,6 +239,8 @@ pub fn read(reader: &Reader) -> Result<Tables, schedrec_format::Error> {
                 w.target_cpu.push(r.target_cpu);
                 w.new.push(r.new);
                 w.latency_ns.push(None);
+                w.sleep_ns
+                    .push(blocked_at.remove(&r.pid).map(|b| r.ts.saturating_sub(b)));
                 waking.insert(r.pid, w.ts.len() - 1);
             }
             Record::Task(r) => {

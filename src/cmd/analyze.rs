@@ -182,28 +182,31 @@ pub fn analyze(a: AnalyzeArgs) -> CliResult {
         }
         println!("  busiest tasks:");
         println!(
-            "  {:>7} {:<16} {:<9} {:>8} {:>6} {:>8} {:>7} {:>7} {:>8} {:>6} {:>6}",
+            "  {:>7} {:<16} {:<9} {:>8} {:>6} {:>8} {:>9} {:>7} {:>7} {:>8} {:>6} {:>6}",
             "pid",
             "comm",
             "class",
             "ran ms",
             "share",
             "run us",
+            "sleep ms",
             "lat p99",
             "kernel",
             "measured",
             "bias",
             "MAE"
         );
+        println!("  (run us: mean slice; sleep ms: median from blocking to wakeup; lat p99: wakeup to running, µs; kernel/measured: trace-visible means)");
         for t in &r.tasks {
             println!(
-                "  {:>7} {:<16} {:<9} {:>8.1} {:>5.1}% {:>8.0} {:>7} {:>7} {:>8} {:>6} {:>6}",
+                "  {:>7} {:<16} {:<9} {:>8.1} {:>5.1}% {:>8.0} {:>9} {:>7} {:>7} {:>8} {:>6} {:>6}",
                 t.pid,
                 t.comm,
                 t.class,
                 t.runtime_ms,
                 t.runtime_share * 100.0,
                 t.mean_run_us,
+                opt(t.sleep_p50_ms, 1),
                 opt(t.wakeup_latency_p99_us, 0),
                 opt(t.kernel_util_mean, 0),
                 opt(t.measured_util_mean, 0),
