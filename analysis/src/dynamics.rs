@@ -32,8 +32,10 @@
 //! smoothed by a centred moving mean over the measurement window (the ripple
 //! within a period is not an error) and has converged once it stays within
 //! ±5 % of the new level (never tighter than ±10 util units, the grid's own
-//! resolution) until the next change. Theory: `32·log2(|Δ| / tolerance)`
-//! periods for a step of `Δ`.
+//! resolution) for at least 100 ms — not "until the next change": a later
+//! disturbance of the demand (another task preempting it) is followed, not
+//! a failure to converge. Theory: `32·log2(|Δ| / tolerance)` periods for a
+//! step of `Δ`.
 
 use std::collections::HashMap;
 
@@ -54,6 +56,8 @@ const MERGE_GAP_NS: u64 = 1_000_000;
 const CHANGE_HALF_BINS: usize = 100;
 /// Smallest change of the running fraction that counts.
 const CHANGE_MIN: f64 = 0.15;
+/// How long the estimate must stay in the band to have converged, bins.
+const HOLD_BINS: usize = 100;
 /// Convergence band: relative, with a floor in util units.
 const BAND_REL: f64 = 0.05;
 const BAND_MIN: f64 = 10.0;
@@ -118,8 +122,8 @@ pub struct Change {
     pub to: f64,
     /// How long until the segment's end was observed, ms.
     pub observed_ms: f64,
-    /// ms until the smoothed estimate stays within the band (`None`: never
-    /// before the next change).
+    /// ms until the smoothed estimate enters the band for at least 100 ms
+    /// (`None`: never before the next change).
     pub util_converge_ms: Option<f64>,
     pub est_converge_ms: Option<f64>,
     /// Smoothed util_avg − level over the segment's second half.
@@ -387,15 +391,19 @@ fn changes(g: &Grid, window_bins: usize, trace_t0: u64) -> Vec<Change> {
         let (from, to) = (mean_run(prev, cp), mean_run(cp, next));
         let band = (BAND_REL * to).max(BAND_MIN);
         let converge = |s: &[f64]| -> Option<f64> {
-            // The last bin outside the band; converged right after it.
-            let last_out = (cp..end)
-                .rev()
-                .find(|&i| s[i].is_nan() || (s[i] - to).abs() > band);
-            match last_out {
-                None => Some(0.0),
-                Some(i) if i + 1 < end => Some((i + 1 - cp) as f64 * BIN_NS as f64 / 1e6),
-                Some(_) => None,
+            // The first bin that starts HOLD_BINS in a row inside the band.
+            let mut run = 0;
+            for (i, &v) in s.iter().enumerate().take(end).skip(cp) {
+                if v.is_nan() || (v - to).abs() > band {
+                    run = 0;
+                } else {
+                    run += 1;
+                    if run == HOLD_BINS {
+                        return Some((i + 1 - HOLD_BINS - cp) as f64 * BIN_NS as f64 / 1e6);
+                    }
+                }
             }
+            None
         };
         let half = cp + (end - cp) / 2;
         let tail: Vec<f64> = su[half..end]

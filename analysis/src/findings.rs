@@ -21,7 +21,8 @@
 //!    until util_avg first reaches 80 % / 95 % of the burst's measured demand;
 //!    median over bursts;
 //! 3. per change point of the `step` task's running fraction, ms until the
-//!    estimate (smoothed over 32 ms) stays within ±5 % of the new level;
+//!    estimate (smoothed over 32 ms) stays within ±5 % of the new level for
+//!    at least 100 ms;
 //!    median over upward and over downward changes.
 //!
 //! Verdicts: a claim is *confirmed* when the median over repetitions falls in
@@ -141,28 +142,28 @@ pub const METRICS: [MetricInfo; 12] = [
     MetricInfo {
         key: "step_up_util",
         finding: 3,
-        what: "step up: ms until util_avg stays within ±5 % (≥ 10 units)",
+        what: "step up: ms until util_avg is within ±5 % (≥ 10 units) for 100 ms",
         unit: "ms",
         claim: Some(((240.0, 360.0), "~300 ms")),
     },
     MetricInfo {
         key: "step_down_util",
         finding: 3,
-        what: "step down: ms until util_avg stays within ±5 % (≥ 10 units)",
+        what: "step down: ms until util_avg is within ±5 % (≥ 10 units) for 100 ms",
         unit: "ms",
         claim: Some(((240.0, 360.0), "~300 ms")),
     },
     MetricInfo {
         key: "step_up_est",
         finding: 3,
-        what: "step up: ms until max(util_avg, util_est) stays within ±5 %",
+        what: "step up: the same for max(util_avg, util_est)",
         unit: "ms",
         claim: None,
     },
     MetricInfo {
         key: "step_down_est",
         finding: 3,
-        what: "step down: ms until max(util_avg, util_est) stays within ±5 %",
+        what: "step down: the same for max(util_avg, util_est)",
         unit: "ms",
         claim: None,
     },
