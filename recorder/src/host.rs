@@ -62,6 +62,68 @@ pub fn config_hz(release: &str) -> Option<u32> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// Local timer interrupts so far on `cpu` (the `LOC:` line of
+/// /proc/interrupts, x86), if the kernel shows them.
+fn local_timer_interrupts(cpu: u32) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/interrupts").ok()?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next()?.split_whitespace().collect();
+    let col = header.iter().position(|c| *c == format!("CPU{cpu}"))?;
+    let loc = lines.find(|l| l.trim_start().starts_with("LOC:"))?;
+    loc.split_whitespace().nth(1 + col)?.parse().ok()
+}
+
+/// The standard HZ nearest to a measured tick rate, if one is within 15 %.
+pub fn nearest_hz(rate: f64) -> Option<u32> {
+    [100u32, 250, 300, 1000]
+        .into_iter()
+        .min_by(|a, b| {
+            (rate - *a as f64)
+                .abs()
+                .total_cmp(&(rate - *b as f64).abs())
+        })
+        .filter(|&hz| (rate - hz as f64).abs() <= 0.15 * hz as f64)
+}
+
+/// HZ measured where the kernel config is not available: a thread spins
+/// for `ms` on one CPU (a busy CPU ticks at HZ even with NO_HZ_IDLE) while
+/// its local timer interrupts are counted. `None` where /proc/interrupts
+/// has no `LOC:` line (not x86) or the rate is no standard HZ (NO_HZ_FULL).
+pub fn infer_hz(ms: u64) -> Option<u32> {
+    std::thread::spawn(move || {
+        // SAFETY: sched_getcpu has no preconditions.
+        let cpu = unsafe { libc::sched_getcpu() };
+        if cpu < 0 {
+            return None;
+        }
+        let cpu = cpu as u32;
+        // SAFETY: a zeroed cpu_set_t with one bit set, for this thread.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu as usize, &mut set);
+            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+                return None;
+            }
+        }
+        let (n0, t0) = (
+            local_timer_interrupts(cpu)?,
+            clock_ns(libc::CLOCK_MONOTONIC),
+        );
+        let mut x = 0u64;
+        while clock_ns(libc::CLOCK_MONOTONIC) - t0 < ms * 1_000_000 {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        let (n1, t1) = (
+            local_timer_interrupts(cpu)?,
+            clock_ns(libc::CLOCK_MONOTONIC),
+        );
+        nearest_hz(n1.saturating_sub(n0) as f64 / ((t1 - t0) as f64 / 1e9))
+    })
+    .join()
+    .ok()
+    .flatten()
+}
+
 pub fn clock_ns(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -88,7 +150,10 @@ pub fn metadata(nr_cpus: u32, pelt: PeltMode, command_line: Vec<String>) -> Meta
         .collect();
     let (hz, hz_source) = match config_hz(&release) {
         Some(hz) => (hz, HzSource::KernelConfig),
-        None => (0, HzSource::Unknown),
+        None => match infer_hz(200) {
+            Some(hz) => (hz, HzSource::Inferred),
+            None => (0, HzSource::Unknown),
+        },
     };
     let util_est_layout = match kernel_version(&release) {
         Some(v) if v >= (6, 8) => UtilEstLayout::Single,
@@ -120,6 +185,38 @@ pub fn metadata(nr_cpus: u32, pelt: PeltMode, command_line: Vec<String>) -> Meta
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn measured_tick_rates_round_to_standard_hz() {
+        use super::nearest_hz;
+        assert_eq!(nearest_hz(248.7), Some(250));
+        assert_eq!(nearest_hz(1003.0), Some(1000));
+        assert_eq!(nearest_hz(101.0), Some(100));
+        assert_eq!(nearest_hz(296.0), Some(300));
+        // NO_HZ_FULL (no ticks) or a flood of hrtimers: no standard HZ.
+        assert_eq!(nearest_hz(3.0), None);
+        assert_eq!(nearest_hz(600.0), None);
+    }
+
+    /// On this machine's kind (x86, busy CPUs tick) the measured rate is
+    /// the configured HZ; where /proc/interrupts has no LOC line the test
+    /// says so and checks nothing.
+    #[test]
+    fn inferred_hz_matches_the_kernel_config() {
+        let release = super::kernel_release();
+        let Some(config) = super::config_hz(&release) else {
+            eprintln!(
+                "SKIPPED inferred_hz_matches_the_kernel_config: no kernel config to compare with"
+            );
+            return;
+        };
+        match super::infer_hz(300) {
+            Some(hz) => assert_eq!(hz, config),
+            None => eprintln!(
+                "SKIPPED inferred_hz_matches_the_kernel_config: no LOC line in /proc/interrupts"
+            ),
+        }
+    }
+
     use super::*;
 
     #[test]
