@@ -58,8 +58,10 @@ static __always_inline int CAT(handle_switch, SFX)(bool preempt, struct task_str
 	read_counters(st, ctr);
 	u32 prev_pid = RD(prev, pid), next_pid = RD(next, pid);
 	u32 prev_tgid = RD(prev, tgid), next_tgid = RD(next, tgid);
-	if (filter_tasks && !bpf_map_lookup_elem(&tracked, &prev_tgid) &&
+	if (filter_tasks && !filter_cgroups && !bpf_map_lookup_elem(&tracked, &prev_tgid) &&
 	    !bpf_map_lookup_elem(&tracked, &next_tgid))
+		return 0;
+	if (filter_cgroups && !task_selected(prev) && !task_selected(next))
 		return 0;
 	/* Metadata on first sight. `prev` was this CPU's last `next`, already
 	 * noted, unless the recording started while it ran. */

@@ -23,6 +23,7 @@ const volatile u32 ctr_mask = 0;       /* counter slots with an open perf event 
 const volatile u64 wakeup_bytes = 256 << 10;
 const volatile u32 filter_tasks = 0;   /* only tasks whose tgid is in `tracked` */
 const volatile u32 filter_cpus = 0;    /* only CPUs set to 1 in `cpu_filter` */
+const volatile u32 filter_cgroups = 0; /* only tasks whose cgroup v2 id is in `cgroup_filter` */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -61,6 +62,15 @@ struct {
 	__type(value, u32);
 } tracked SEC(".maps");
 
+/* --cgroup: cgroup v2 ids (a directory and every directory below it at
+ * the start of the recording). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1 << 14);
+	__type(key, u64);
+	__type(value, u8);
+} cgroup_filter SEC(".maps");
+
 /* One perf event per CPU for each counter slot, opened by the recorder. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
@@ -84,12 +94,28 @@ static __always_inline bool cpu_selected(u32 cpu)
 	return on && *on;
 }
 
+/* Whether any task filter is on (--tgid/--only-cmd, --cgroup). */
+static __always_inline bool filtering(void)
+{
+	return filter_tasks || filter_cgroups;
+}
+
+/* A task is recorded when it matches any filter given. */
 static __always_inline bool task_selected(struct task_struct *p)
 {
-	if (!filter_tasks)
+	if (!filtering())
 		return true;
-	u32 tgid = BPF_CORE_READ(p, tgid);
-	return bpf_map_lookup_elem(&tracked, &tgid) != 0;
+	if (filter_tasks) {
+		u32 tgid = BPF_CORE_READ(p, tgid);
+		if (bpf_map_lookup_elem(&tracked, &tgid))
+			return true;
+	}
+	if (filter_cgroups) {
+		u64 id = BPF_CORE_READ(p, cgroups, dfl_cgrp, kn, id);
+		if (bpf_map_lookup_elem(&cgroup_filter, &id))
+			return true;
+	}
+	return false;
 }
 
 static __always_inline void *reserve(struct sr_cpu *st, u64 size, u64 ts)
@@ -306,12 +332,14 @@ int BPF_PROG(proc_fork, struct task_struct *parent, struct task_struct *child)
 	u32 pid = BPF_CORE_READ(child, pid);
 	u32 one = 1;
 
-	if (filter_tasks) {
+	if (filtering()) {
 		u32 ptgid = BPF_CORE_READ(parent, tgid);
 		u32 ctgid = BPF_CORE_READ(child, tgid);
-		if (!bpf_map_lookup_elem(&tracked, &ptgid))
+		if (filter_tasks && bpf_map_lookup_elem(&tracked, &ptgid))
+			bpf_map_update_elem(&tracked, &ctgid, &one, BPF_ANY);
+		/* A child starts in its parent's cgroup, set before this fires. */
+		if (!task_selected(child))
 			return 0;
-		bpf_map_update_elem(&tracked, &ctgid, &one, BPF_ANY);
 	}
 	bpf_map_update_elem(&seen, &pid, &one, BPF_ANY);
 	emit_task(child, SR_TASK_FORK, ts, cpu, state());
@@ -375,7 +403,7 @@ int BPF_PROG(pelt_se, struct sched_entity *se)
 		p = (void *)se - bpf_core_field_offset(struct task_struct, se);
 		if (!task_selected(p))
 			return 0;
-	} else if (filter_tasks) {
+	} else if (filtering()) {
 		return 0;
 	}
 	e = reserve(st, sizeof(*e), ts);
@@ -412,7 +440,7 @@ int BPF_PROG(pelt_cfs, struct cfs_rq *cfs_rq)
 	/* Only the CPU's root cfs_rq (rq->cfs), not every group's. */
 	if ((void *)cfs_rq != (void *)rq + bpf_core_field_offset(struct rq, cfs))
 		return 0;
-	if (!cpu_selected(rq_cpu) || filter_tasks)
+	if (!cpu_selected(rq_cpu) || filtering())
 		return 0;
 	e = reserve(st, sizeof(*e), ts);
 	if (!e)

@@ -100,6 +100,20 @@ struct sched_entity {
 	struct cfs_rq *my_q; /* non-NULL for group entities (CONFIG_FAIR_GROUP_SCHED) */
 };
 
+/* --cgroup: a task's cgroup v2 id is task->cgroups->dfl_cgrp->kn->id
+ * (the inode number of its directory in cgroupfs). */
+struct kernfs_node {
+	u64 id;
+};
+
+struct cgroup {
+	struct kernfs_node *kn;
+};
+
+struct css_set {
+	struct cgroup *dfl_cgrp;
+};
+
 struct task_struct {
 	unsigned int __state;
 	int prio;
@@ -109,6 +123,7 @@ struct task_struct {
 	char comm[16];
 	struct sched_entity se;
 	struct task_struct *real_parent;
+	struct css_set *cgroups;
 };
 
 /* Linux < 5.14 called __state "state". */

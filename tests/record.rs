@@ -654,3 +654,72 @@ fn findings_experiment_records_and_measures() {
     }
     assert!(row("io_util_bias")["median"].as_f64().is_some(), "{v:#}");
 }
+
+/// The cgroup v2 mount point, if the host has one.
+fn cgroup2_mount() -> Option<PathBuf> {
+    let mounts = std::fs::read_to_string("/proc/mounts").ok()?;
+    mounts.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.len() > 2 && f[2] == "cgroup2").then(|| PathBuf::from(f[1]))
+    })
+}
+
+/// --cgroup: only switches in or out of the cgroup's tasks reach the file.
+#[test]
+fn cgroup_filter_applies_in_bpf() {
+    if !can_record("cgroup_filter_applies_in_bpf") {
+        return;
+    }
+    let Some(mnt) = cgroup2_mount() else {
+        eprintln!("SKIPPED cgroup_filter_applies_in_bpf: no cgroup2 filesystem mounted");
+        return;
+    };
+    let _serial = serial();
+    let dir = mnt.join(format!("schedrec-test-{}", std::process::id()));
+    std::fs::create_dir(&dir).expect("create a cgroup");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("cg.sched");
+    let script = format!(
+        "echo $$ > {}/cgroup.procs && exec {} workload periodic --period-ms 10 --duty 0.3 --duration 1.5 -q",
+        dir.display(),
+        exe()
+    );
+    let o = Command::new(exe())
+        .args(["record", "-q", "--no-counters", "-o"])
+        .arg(&out)
+        .arg("--cgroup")
+        .arg(&dir)
+        .args(["--", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir(&dir);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let recs = records(&out);
+    let tgid = common::tasks(&recs)
+        .find(|t| t.comm == b"periodic")
+        .expect("the workload's thread is recorded")
+        .tgid;
+    let mut n = 0;
+    for s in common::switches(&recs) {
+        assert!(
+            s.prev.tgid == tgid || s.next.tgid == tgid,
+            "switch outside the cgroup: {} -> {}",
+            s.prev.pid,
+            s.next.pid
+        );
+        n += 1;
+    }
+    // ~150 periods of 10 ms, each a switch in and out.
+    assert!(n >= 200, "only {n} switches of the cgroup's tasks");
+    // A path that is not a cgroup v2 directory: one clear line.
+    let o = Command::new(exe())
+        .args(["record", "-q", "-o"])
+        .arg(tmp.path().join("x.sched"))
+        .args(["--cgroup", "/tmp", "--duration", "1"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("not a cgroup v2 directory"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}

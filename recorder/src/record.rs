@@ -32,6 +32,9 @@ pub struct Options {
     pub command: Vec<String>,
     /// Record only the command and its descendants.
     pub only_command: bool,
+    /// Record only tasks in these cgroup v2 directories (and the
+    /// directories below them when the recording starts).
+    pub cgroups: Vec<std::path::PathBuf>,
     pub quiet: bool,
     /// Use raw_tp/sched_switch even where tp_btf works (tests the fallback).
     pub force_raw_tp: bool,
@@ -146,6 +149,7 @@ fn setup<'o>(
     ro.ctr_mask = ctr_mask;
     ro.filter_tasks = (opts.only_command || !opts.tgids.is_empty()) as u32;
     ro.filter_cpus = opts.cpus.is_some() as u32;
+    ro.filter_cgroups = !opts.cgroups.is_empty() as u32;
     open.progs.switch_btf.set_autoload(btf);
     open.progs.switch_raw.set_autoload(!btf);
     open.progs.wakeup_btf.set_autoload(btf);
@@ -159,6 +163,43 @@ fn setup<'o>(
         .map_err(|e| bpf_error("loading the BPF programs", e))
 }
 
+/// cgroup v2's filesystem magic (statfs f_type).
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+
+/// The cgroup v2 ids (directory inode numbers) of `dir` and every
+/// directory below it.
+pub fn cgroup_ids(dir: &std::path::Path) -> Result<Vec<u64>, Error> {
+    use std::os::unix::fs::MetadataExt;
+    let bad = |why: String| Error::Usage(format!("--cgroup {}: {why}", dir.display()));
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
+        .map_err(|_| bad("the path contains a NUL byte".into()))?;
+    // SAFETY: an all-zero statfs is valid; statfs fills it from a C string we own.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(bad(std::io::Error::last_os_error().to_string()));
+    }
+    if st.f_type as i64 != CGROUP2_SUPER_MAGIC {
+        return Err(bad(
+            "not a cgroup v2 directory (look under the cgroup2 mount: `mount -t cgroup2`)".into(),
+        ));
+    }
+    let mut ids = vec![];
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let m = std::fs::metadata(&d).map_err(|e| bad(e.to_string()))?;
+        ids.push(m.ino());
+        for e in std::fs::read_dir(&d)
+            .map_err(|e| bad(e.to_string()))?
+            .flatten()
+        {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(e.path());
+            }
+        }
+    }
+    Ok(ids)
+}
+
 pub fn record(opts: &Options) -> Result<Summary, Error> {
     // libbpf's own messages would add lines to our one-line errors; show
     // them only when asked (SCHEDREC_BPF_DEBUG=1).
@@ -167,6 +208,10 @@ pub fn record(opts: &Options) -> Result<Summary, Error> {
     }
     if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
         return Err(Error::NoBtf);
+    }
+    let mut cgroup_ids_all = vec![];
+    for d in &opts.cgroups {
+        cgroup_ids_all.extend(cgroup_ids(d)?);
     }
     let nr_cpus = libbpf_rs::num_possible_cpus().map_err(|e| Error::Bpf(e.to_string()))? as u32;
     let online = host::online_cpus();
@@ -292,6 +337,12 @@ pub fn record(opts: &Options) -> Result<Summary, Error> {
                 .update(&c.to_ne_bytes(), &[1u8], MapFlags::ANY)
                 .map_err(|e| bpf_error("setting the CPU filter", e))?;
         }
+    }
+    for id in &cgroup_ids_all {
+        skel.maps
+            .cgroup_filter
+            .update(&id.to_ne_bytes(), &[1u8], MapFlags::ANY)
+            .map_err(|e| bpf_error("setting the cgroup filter", e))?;
     }
     let one = 1u32.to_ne_bytes();
     for t in &opts.tgids {

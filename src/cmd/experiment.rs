@@ -72,6 +72,7 @@ fn record_one(s: Scenario, secs: f64, out: &Path) -> Result<(), schedrec_recorde
         duration: Some(Duration::from_secs_f64(secs + 5.0)),
         command,
         only_command: false,
+        cgroups: vec![],
         quiet: true,
         force_raw_tp: false,
         nice: -10,

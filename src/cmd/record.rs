@@ -34,6 +34,10 @@ pub struct Args {
     /// With `-- CMD`: only the command and its descendants.
     #[arg(long)]
     only_cmd: bool,
+    /// Only tasks in this cgroup v2 directory and those below it (repeatable;
+    /// with --tgid/--only-cmd, a task matching any filter is recorded).
+    #[arg(long)]
+    cgroup: Vec<PathBuf>,
     /// Run a built-in workload while recording, e.g. --workload "periodic --period-ms 16 --duty 0.5 --cpu 0".
     #[arg(long, conflicts_with = "command")]
     workload: Option<String>,
@@ -85,6 +89,7 @@ pub fn run(a: Args) -> Result<i32, Box<dyn std::error::Error + Send + Sync>> {
         duration,
         command,
         only_command: a.only_cmd,
+        cgroups: a.cgroup,
         quiet: a.quiet,
         force_raw_tp: a.raw_tp,
         nice: a.nice,
