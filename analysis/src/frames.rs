@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
-use crate::tables::Tables;
+use crate::tables::{ReplayRows, Tables};
 
 /// The tables `export` writes, in this order.
 pub const TABLES: [&str; 6] = ["switches", "slices", "wakeups", "tasks", "pelt", "replay"];
@@ -107,30 +107,7 @@ pub fn frame(t: &Tables, name: &str) -> PolarsResult<DataFrame> {
                 c!("last_update_time", p.last_update_time),
             ])
         }
-        "replay" => {
-            let r = &t.replay;
-            DataFrame::new_infer_height(vec![
-                c!("ts", r.ts),
-                c!("pid", r.pid),
-                c!("cpu", r.cpu),
-                Column::new("event".into(), strs(&r.event)),
-                c!("kernel_util_avg", r.kernel_util_avg),
-                c!("kernel_load_avg", r.kernel_load_avg),
-                c!("kernel_runnable_avg", r.kernel_runnable_avg),
-                c!("kernel_util_est", r.kernel_util_est),
-                c!("exact_util_avg", r.exact_util_avg),
-                c!("model_util_avg", r.model_util_avg),
-                c!("model_util_est", r.model_util_est),
-                c!("measured_util", r.measured_util),
-                Column::new(
-                    "excluded".into(),
-                    r.excluded
-                        .iter()
-                        .map(|e| e.map(str::to_string))
-                        .collect::<Vec<_>>(),
-                ),
-            ])
-        }
+        "replay" => replay_frame(&t.replay),
         other => Err(PolarsError::ComputeError(
             format!("no table named {other}").into(),
         )),
@@ -175,6 +152,120 @@ pub fn write(df: &mut DataFrame, path: &Path, format: Format) -> PolarsResult<()
         }
     }
     Ok(())
+}
+
+/// The `replay` table as a DataFrame (the columns of `schedrec replay -o`).
+pub fn replay_frame(r: &ReplayRows) -> PolarsResult<DataFrame> {
+    let u = |name: &str, v: &[Option<u64>]| Column::new(name.into(), v);
+    DataFrame::new_infer_height(vec![
+        Column::new("ts".into(), &r.ts),
+        Column::new("pid".into(), &r.pid),
+        Column::new("cpu".into(), &r.cpu),
+        Column::new(
+            "event".into(),
+            r.event.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+        ),
+        u("kernel_util_avg", &r.kernel_util_avg),
+        u("kernel_load_avg", &r.kernel_load_avg),
+        u("kernel_runnable_avg", &r.kernel_runnable_avg),
+        u("kernel_util_est", &r.kernel_util_est),
+        u("exact_util_avg", &r.exact_util_avg),
+        u("exact_load_avg", &r.exact_load_avg),
+        u("exact_runnable_avg", &r.exact_runnable_avg),
+        u("exact_util_est", &r.exact_util_est),
+        u("model_util_avg", &r.model_util_avg),
+        u("model_load_avg", &r.model_load_avg),
+        u("model_runnable_avg", &r.model_runnable_avg),
+        u("model_util_est", &r.model_util_est),
+        u("measured_util", &r.measured_util),
+        Column::new(
+            "excluded".into(),
+            r.excluded
+                .iter()
+                .map(|e| e.map(str::to_string))
+                .collect::<Vec<_>>(),
+        ),
+    ])
+}
+
+enum SinkWriter {
+    Csv(polars::io::csv::write::BatchedWriter<File>),
+    Parquet(Box<polars::io::parquet::write::BatchedWriter<File>>),
+}
+
+/// Streams replay rows into `OUT.csv` or `OUT.parquet`, a batch of rows at a
+/// time (memory: one batch, whatever the trace's length).
+pub struct ReplaySink {
+    rows: ReplayRows,
+    w: SinkWriter,
+    batch: usize,
+}
+
+const SINK_BATCH: usize = 1 << 18;
+
+impl ReplaySink {
+    /// Creates `path`; its extension (`csv` or `parquet`) says the format.
+    pub fn create(path: &Path) -> Result<Self, crate::Error> {
+        Self::with_batch(path, SINK_BATCH)
+    }
+
+    /// [`ReplaySink::create`], writing every `batch` rows.
+    pub fn with_batch(path: &Path, batch: usize) -> Result<Self, crate::Error> {
+        let format = match path.extension().and_then(|e| e.to_str()) {
+            Some("csv") => Format::Csv,
+            Some("parquet") => Format::Parquet,
+            _ => {
+                return Err(format!(
+                    "{}: the output must end in .csv or .parquet",
+                    path.display()
+                )
+                .into())
+            }
+        };
+        let f = File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let schema = replay_frame(&ReplayRows::default())?.schema().clone();
+        let w = match format {
+            // polars writes each batch with whole-buffer writes: no
+            // BufWriter, whose flush on drop would hide a full disk.
+            Format::Csv => SinkWriter::Csv(CsvWriter::new(f).batched(&schema)?),
+            Format::Parquet => {
+                SinkWriter::Parquet(Box::new(ParquetWriter::new(f).batched(&schema)?))
+            }
+        };
+        Ok(ReplaySink {
+            rows: ReplayRows::default(),
+            w,
+            batch: batch.max(1),
+        })
+    }
+
+    pub fn push(&mut self, r: &schedrec_replay::task::Row) -> PolarsResult<()> {
+        self.rows.push(r);
+        if self.rows.len() >= self.batch {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> PolarsResult<()> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        let df = replay_frame(&std::mem::take(&mut self.rows))?;
+        match &mut self.w {
+            SinkWriter::Csv(w) => w.write_batch(&df),
+            SinkWriter::Parquet(w) => w.write_batch(&df),
+        }
+    }
+
+    /// Writes what is left and closes the file.
+    pub fn finish(mut self) -> PolarsResult<()> {
+        self.flush()?;
+        match &mut self.w {
+            SinkWriter::Csv(w) => w.finish(),
+            SinkWriter::Parquet(w) => w.finish().map(|_| ()),
+        }
+    }
 }
 
 /// Writes every table into `dir` as `<table>.<ext>`; returns the paths.

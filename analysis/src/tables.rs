@@ -87,7 +87,8 @@ pub struct Pelt {
     pub last_update_time: Vec<u64>,
 }
 
-/// `replay`: one row per kernel sample of a replay (see `schedrec replay -o`).
+/// `replay`: one row per kernel sample of a replay (`schedrec replay -o`
+/// writes the same table).
 #[derive(Default)]
 pub struct ReplayRows {
     pub ts: Vec<u64>,
@@ -99,13 +100,26 @@ pub struct ReplayRows {
     pub kernel_runnable_avg: Vec<Option<u64>>,
     pub kernel_util_est: Vec<Option<u64>>,
     pub exact_util_avg: Vec<Option<u64>>,
+    pub exact_load_avg: Vec<Option<u64>>,
+    pub exact_runnable_avg: Vec<Option<u64>>,
+    pub exact_util_est: Vec<Option<u64>>,
     pub model_util_avg: Vec<Option<u64>>,
+    pub model_load_avg: Vec<Option<u64>>,
+    pub model_runnable_avg: Vec<Option<u64>>,
     pub model_util_est: Vec<Option<u64>>,
     pub measured_util: Vec<Option<u64>>,
     pub excluded: Vec<Option<&'static str>>,
 }
 
 impl ReplayRows {
+    pub fn len(&self) -> usize {
+        self.ts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ts.is_empty()
+    }
+
     pub fn push(&mut self, r: &Row) {
         self.ts.push(r.ts);
         self.pid.push(r.pid);
@@ -118,7 +132,12 @@ impl ReplayRows {
         self.kernel_util_est
             .push(r.kernel.map(|k| (k.util_est & 0x7fff_ffff) as u64));
         self.exact_util_avg.push(r.exact.util_avg);
+        self.exact_load_avg.push(r.exact.load_avg);
+        self.exact_runnable_avg.push(r.exact.runnable_avg);
+        self.exact_util_est.push(r.exact.util_est.map(u64::from));
         self.model_util_avg.push(r.model.util_avg);
+        self.model_load_avg.push(r.model.load_avg);
+        self.model_runnable_avg.push(r.model.runnable_avg);
         self.model_util_est.push(r.model.util_est.map(u64::from));
         self.measured_util.push(r.measured);
         self.excluded.push(r.excluded);

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use schedrec_analysis::analyze::tasks;
-use schedrec_analysis::frames::{export_dataset, frame, TABLES};
+use schedrec_analysis::frames::{export_dataset, frame, replay_frame, ReplaySink, TABLES};
 use schedrec_analysis::load;
 use schedrec_analysis::polars::prelude::*;
 
@@ -97,4 +97,62 @@ fn dataset_reads_back_through_its_partitions() {
             .collect();
         assert_eq!(n, [want as u32, want as u32], "{name}");
     }
+}
+
+/// `replay -o OUT.parquet|OUT.csv` streams in batches: written in batches
+/// of 100 rows, both files hold exactly the rows of the replay table, and
+/// the Parquet one reads back (by polars' scanner) equal to it.
+#[test]
+fn replay_sink_streams_the_replay_table() {
+    let (_, t) = load(&fixture("periodic-16ms-50pct-full.sched"), 32).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let rows = &t.replay;
+    assert!(rows.len() > 1000);
+    let mut all = vec![];
+    // The sink takes the engine's rows: replay again to have them.
+    let reader = schedrec_format::Reader::open(fixture("periodic-16ms-50pct-full.sched")).unwrap();
+    let opts = schedrec_replay::engine::Options::default();
+    schedrec_replay::engine::replay(
+        &reader,
+        &opts,
+        |b| {
+            all.extend_from_slice(b);
+            Ok(())
+        },
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(all.len(), rows.len());
+    for ext in ["parquet", "csv"] {
+        let path = tmp.path().join(format!("r.{ext}"));
+        let mut sink = ReplaySink::with_batch(&path, 100).unwrap();
+        for r in &all {
+            sink.push(r).unwrap();
+        }
+        sink.finish().unwrap();
+        if ext == "csv" {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let mut lines = text.lines();
+            assert!(lines
+                .next()
+                .unwrap()
+                .starts_with("ts,pid,cpu,event,kernel_util_avg"));
+            assert_eq!(lines.count(), all.len());
+        } else {
+            let back = LazyFrame::scan_parquet(
+                PlRefPath::new(path.to_str().unwrap()),
+                ScanArgsParquet::default(),
+            )
+            .unwrap()
+            .collect()
+            .unwrap();
+            let want = replay_frame(rows).unwrap();
+            assert!(back.equals_missing(&want), "{back:?}\nvs\n{want:?}");
+        }
+    }
+    // An unknown extension: a clear error, no file.
+    let bad = tmp.path().join("r.txt");
+    let e = ReplaySink::create(&bad).err().unwrap().to_string();
+    assert!(e.contains("must end in .csv or .parquet"), "{e}");
+    assert!(!bad.exists());
 }

@@ -1,14 +1,12 @@
 //! `schedrec replay`
 
-use std::fs::File;
-use std::io::{BufWriter, IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use schedrec_format::Reader;
 use schedrec_replay::engine::{replay, Options, Summary};
 use schedrec_replay::fidelity::MetricSummary;
 use schedrec_replay::model::{Measured, Model, Pelt, UtilEst};
-use schedrec_replay::task::Row;
 
 use crate::out::CliResult;
 
@@ -65,7 +63,7 @@ pub struct Args {
     /// Window of the measured utilisation, ms.
     #[arg(long, default_value_t = 32)]
     window_ms: u64,
-    /// Write one row per sample to OUT.csv.
+    /// Write one row per sample to OUT.csv or OUT.parquet (streamed).
     #[arg(short, long)]
     output: Option<PathBuf>,
     /// Print the summary as JSON (stable keys).
@@ -74,38 +72,6 @@ pub struct Args {
     /// No progress bar.
     #[arg(short, long)]
     quiet: bool,
-}
-
-const CSV_HEADER: &str = "ts,pid,cpu,event,kernel_util_avg,kernel_load_avg,kernel_runnable_avg,kernel_util_est,exact_util_avg,exact_load_avg,exact_runnable_avg,exact_util_est,model_util_avg,model_load_avg,model_runnable_avg,model_util_est,measured_util,excluded";
-
-fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
-    v.map(|v| v.to_string()).unwrap_or_default()
-}
-
-fn csv_row(w: &mut impl Write, r: &Row) -> std::io::Result<()> {
-    let k = r.kernel;
-    writeln!(
-        w,
-        "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-        r.ts,
-        r.pid,
-        r.cpu,
-        r.event,
-        opt(k.map(|k| k.util_avg)),
-        opt(k.map(|k| k.load_avg)),
-        opt(k.map(|k| k.runnable_avg)),
-        opt(k.map(|k| k.util_est & 0x7fff_ffff)),
-        opt(r.exact.util_avg),
-        opt(r.exact.load_avg),
-        opt(r.exact.runnable_avg),
-        opt(r.exact.util_est),
-        opt(r.model.util_avg),
-        opt(r.model.load_avg),
-        opt(r.model.runnable_avg),
-        opt(r.model.util_est),
-        opt(r.measured),
-        r.excluded.unwrap_or(""),
-    )
 }
 
 /// The model `--model NAME --halflife N [--no-util-est]` names for a trace
@@ -148,21 +114,8 @@ pub fn run(a: Args) -> CliResult {
         measured_window_ns: window_ns,
         ..Options::default()
     };
-    let mut out: Option<BufWriter<File>> = match &a.output {
-        Some(p) => {
-            let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
-            if ext != "csv" {
-                return Err(format!(
-                    "{}: the output must end in .csv (Parquet export is `schedrec export`)",
-                    p.display()
-                )
-                .into());
-            }
-            let f = File::create(p).map_err(|e| format!("{}: {e}", p.display()))?;
-            let mut w = BufWriter::with_capacity(1 << 20, f);
-            writeln!(w, "{CSV_HEADER}")?;
-            Some(w)
-        }
+    let mut out = match &a.output {
+        Some(p) => Some(schedrec_analysis::frames::ReplaySink::create(p)?),
         None => None,
     };
     let total: u64 = reader.chunks().iter().map(|c| c.count as u64).sum();
@@ -185,7 +138,7 @@ pub fn run(a: Args) -> CliResult {
         |rows| {
             if let Some(w) = out.as_mut() {
                 for r in rows {
-                    csv_row(w, r)?;
+                    w.push(r).map_err(std::io::Error::other)?;
                 }
             }
             Ok(())
@@ -199,8 +152,8 @@ pub fn run(a: Args) -> CliResult {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    if let Some(mut w) = out {
-        w.flush()?;
+    if let (Some(w), Some(p)) = (out, &a.output) {
+        w.finish().map_err(|e| format!("{}: {e}", p.display()))?;
     }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
