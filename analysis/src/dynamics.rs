@@ -59,8 +59,8 @@ const CHANGE_MIN: f64 = 0.15;
 /// How long the estimate must stay in the band to have converged, bins.
 const HOLD_BINS: usize = 100;
 /// Convergence band: relative, with a floor in util units.
-const BAND_REL: f64 = 0.05;
-const BAND_MIN: f64 = 10.0;
+pub const BAND_REL: f64 = 0.05;
+pub const BAND_MIN: f64 = 10.0;
 
 /// The fraction of a PELT signal's distance to its target left after `ns`.
 fn decay(ns: f64) -> f64 {
@@ -111,6 +111,10 @@ pub struct Burst {
     /// PELT theory from `util_at_start` at this demand.
     pub theory_t80_ms: f64,
     pub theory_t95_ms: f64,
+    /// The kernel's own samples of the task from the burst's start to its
+    /// 95 % point (or its end): how much of the ramp is the kernel's values
+    /// rather than PELT's curve carried between them.
+    pub samples_in_ramp: u64,
 }
 
 /// A change of measured demand and how long the estimate took to follow.
@@ -123,12 +127,15 @@ pub struct Change {
     /// How long until the segment's end was observed, ms.
     pub observed_ms: f64,
     /// ms until the smoothed estimate enters the band for at least 100 ms
-    /// (`None`: never before the next change).
+    /// (`None`: not before the next change, or `cut_off`).
     pub util_converge_ms: Option<f64>,
     pub est_converge_ms: Option<f64>,
     /// Smoothed util_avg − level over the segment's second half.
     pub util_settled_offset: f64,
     pub theory_ms: f64,
+    /// The segment is too short to tell: shorter than the theory's time
+    /// plus the 100 ms hold. Not timed, and left out of every median.
+    pub cut_off: bool,
 }
 
 /// One task's dynamics (`analyze --json`, `dynamics[]`).
@@ -226,13 +233,17 @@ fn grid(pid: u32, inp: &TaskInput) -> Option<Grid> {
             held_sum += h;
             held_n += 1;
         }
+        let f = run[i].min(1.0) as f64;
         if let Some(v) = u.as_mut() {
-            *v = *v * y + 1024.0 * (run[i].min(1.0) as f64) * (1.0 - y);
+            *v = *v * y + 1024.0 * f * (1.0 - y);
         }
         let bin_end = t0 + (i as u64 + 1) * BIN_NS;
         while k < inp.samples.len() && inp.samples[k].0 < bin_end {
-            u = Some(inp.samples[k].1);
-            held = u;
+            // The sample, carried from its own time to the bin's end (at
+            // the bin's running fraction).
+            let rest = decay((bin_end - inp.samples[k].0) as f64);
+            u = Some(inp.samples[k].1 * rest + 1024.0 * f * (1.0 - rest));
+            held = Some(inp.samples[k].1);
             if inp.samples[k].2.is_some() {
                 ue = inp.samples[k].2;
             }
@@ -268,7 +279,8 @@ pub fn theory_ramp_ms(u0: f64, level: f64, k: f64) -> f64 {
     periods_ms(32.0 * ((level - u0) / ((1.0 - k) * level)).log2())
 }
 
-fn bursts(g: &Grid, slices: &[(u64, u64, bool)], trace_t0: u64) -> Vec<Burst> {
+fn bursts(g: &Grid, inp: &TaskInput, trace_t0: u64) -> Vec<Burst> {
+    let slices = &inp.slices;
     // Busy periods: (start, end, running ns).
     let mut busy: Vec<(u64, u64, u64)> = vec![];
     let mut prev_preempted = false;
@@ -300,18 +312,26 @@ fn bursts(g: &Grid, slices: &[(u64, u64, bool)], trace_t0: u64) -> Vec<Burst> {
             continue;
         }
         let u0 = u0 as f64;
+        let util_t95_ms = reach(g, &g.util, b0, b1, 0.95 * level, s);
+        let ramp_end = s + (util_t95_ms.unwrap_or(len) * 1e6) as u64;
+        let samples_in_ramp = inp
+            .samples
+            .iter()
+            .filter(|x| x.0 >= s && x.0 <= ramp_end)
+            .count() as u64;
         out.push(Burst {
-            start_ns: s - trace_t0,
+            start_ns: s.saturating_sub(trace_t0),
             len_ms: len,
             idle_before_ms: idle,
             demand,
             util_at_start: u0,
             util_t80_ms: reach(g, &g.util, b0, b1, 0.8 * level, s),
-            util_t95_ms: reach(g, &g.util, b0, b1, 0.95 * level, s),
+            util_t95_ms,
             est_t80_ms: reach(g, &g.est, b0, b1, 0.8 * level, s),
             est_t95_ms: reach(g, &g.est, b0, b1, 0.95 * level, s),
             theory_t80_ms: theory_ramp_ms(u0, level, 0.8),
             theory_t95_ms: theory_ramp_ms(u0, level, 0.95),
+            samples_in_ramp,
         });
     }
     out
@@ -417,19 +437,22 @@ fn changes(g: &Grid, window_bins: usize, trace_t0: u64) -> Vec<Change> {
             tail.iter().sum::<f64>() / tail.len() as f64 - to
         };
         let delta = (to - from).abs();
+        let theory_ms = if delta > band {
+            periods_ms(32.0 * (delta / band).log2())
+        } else {
+            0.0
+        };
+        let cut_off = ((end - cp) as f64) < theory_ms * 1e6 / BIN_NS as f64 + HOLD_BINS as f64;
         out.push(Change {
             at_ns: (g.t0 + cp as u64 * BIN_NS).saturating_sub(trace_t0),
             from,
             to,
             observed_ms: (end - cp) as f64 * BIN_NS as f64 / 1e6,
-            util_converge_ms: converge(&su),
-            est_converge_ms: converge(&se),
+            util_converge_ms: if cut_off { None } else { converge(&su) },
+            est_converge_ms: if cut_off { None } else { converge(&se) },
             util_settled_offset: offset,
-            theory_ms: if delta > band {
-                periods_ms(32.0 * (delta / band).log2())
-            } else {
-                0.0
-            },
+            theory_ms,
+            cut_off,
         });
     }
     out
@@ -456,7 +479,7 @@ fn dynamics_of(g: &Grid, inp: &TaskInput, window_ms: u64, trace_t0: u64) -> Dyna
         est_time_mean: e,
         held_time_mean: g.held_mean,
         util_time_bias_pct: (d > 0.0).then(|| (u - d) / d * 100.0),
-        bursts: bursts(g, &inp.slices, trace_t0),
+        bursts: bursts(g, inp, trace_t0),
         changes: changes(
             g,
             (window_ms.max(1) * 1_000_000 / BIN_NS) as usize,
@@ -465,10 +488,12 @@ fn dynamics_of(g: &Grid, inp: &TaskInput, window_ms: u64, trace_t0: u64) -> Dyna
     }
 }
 
-/// The grid of one task (for plots).
-pub fn task_grid(t: &Tables, pid: u32) -> Option<Grid> {
+/// The grids of some tasks (for plots), built from one pass over the tables.
+pub fn task_grids(t: &Tables, pids: &[u32]) -> HashMap<u32, Grid> {
     let m = inputs(t);
-    grid(pid, m.get(&pid)?)
+    pids.iter()
+        .filter_map(|&p| Some((p, grid(p, m.get(&p)?)?)))
+        .collect()
 }
 
 /// Dynamics of one task.
@@ -510,7 +535,8 @@ pub fn median(mut v: Vec<f64>) -> Option<f64> {
 
 /// Dynamics per class (`analyze --json`, `class_dynamics[]`): time-weighted
 /// means weighted by each task's bins, medians over bursts and changes
-/// (censored ones counted, not timed).
+/// (censored ones counted, not timed; each theory median is over the same
+/// bursts or changes as the measured one).
 #[derive(Clone, Debug, Serialize)]
 pub struct ClassDynamics {
     pub class: &'static str,
@@ -529,6 +555,9 @@ pub struct ClassDynamics {
     pub theory_t80_ms: Option<f64>,
     pub theory_t95_ms: Option<f64>,
     pub changes: u64,
+    /// Changes whose segment was too short to tell ([`Change::cut_off`]).
+    pub changes_cut_off: u64,
+    /// Changes with room to converge that did not.
     pub changes_unconverged: u64,
     pub util_converge_ms: Option<f64>,
     pub est_converge_ms: Option<f64>,
@@ -575,16 +604,18 @@ pub fn per_class(dyns: &[Dynamics], class_of: &HashMap<u32, &'static str>) -> Ve
                 util_t95_ms: bm(|b| b.util_t95_ms),
                 est_t80_ms: bm(|b| b.est_t80_ms),
                 est_t95_ms: bm(|b| b.est_t95_ms),
-                theory_t80_ms: bm(|b| Some(b.theory_t80_ms)),
-                theory_t95_ms: bm(|b| Some(b.theory_t95_ms)),
+                // Theory over the same bursts and changes as the times.
+                theory_t80_ms: bm(|b| b.util_t80_ms.map(|_| b.theory_t80_ms)),
+                theory_t95_ms: bm(|b| b.util_t95_ms.map(|_| b.theory_t95_ms)),
                 changes: changes.len() as u64,
+                changes_cut_off: changes.iter().filter(|c| c.cut_off).count() as u64,
                 changes_unconverged: changes
                     .iter()
-                    .filter(|c| c.util_converge_ms.is_none())
+                    .filter(|c| !c.cut_off && c.util_converge_ms.is_none())
                     .count() as u64,
                 util_converge_ms: cm(|c| c.util_converge_ms),
                 est_converge_ms: cm(|c| c.est_converge_ms),
-                theory_converge_ms: cm(|c| Some(c.theory_ms)),
+                theory_converge_ms: cm(|c| c.util_converge_ms.map(|_| c.theory_ms)),
             }
         })
         .collect()
@@ -620,7 +651,7 @@ mod tests {
             source: "kernel",
         };
         let g = grid(1, &inp).unwrap();
-        let b = bursts(&g, &inp.slices, 0);
+        let b = bursts(&g, &inp, 0);
         assert_eq!(b.len(), 1, "{b:?}");
         let b = &b[0];
         assert!((b.demand - 1.0).abs() < 1e-9);

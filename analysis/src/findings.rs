@@ -19,7 +19,11 @@
 //!    the reading pelt-reference §7 warns is biased high);
 //! 2. per burst of the `burst` task, ms from the burst's first switch-in
 //!    until util_avg first reaches 80 % / 95 % of the burst's measured demand;
-//!    median over bursts;
+//!    median over the bursts that reached it (theory: median over the same
+//!    bursts). Recorded with `--pelt full`, the trace has the kernel's value
+//!    at every update that crossed a period (each tick while it runs), so
+//!    the ramp is the kernel's, not PELT's curve carried between switches;
+//!    the table says how many kernel samples each ramp had;
 //! 3. per change point of the `step` task's running fraction, ms until the
 //!    estimate (smoothed over 32 ms) stays within ±5 % of the new level for
 //!    at least 100 ms;
@@ -72,7 +76,7 @@ pub struct Metric {
 }
 
 /// What each metric is, in order of the table. `unit` is `%` (a signed
-/// bias), `ms`, or `share` (a fraction of events, in %).
+/// bias), `ms`, `n` (a count), or `share` (a fraction of events, in %).
 pub struct MetricInfo {
     pub key: &'static str,
     pub finding: u8,
@@ -82,7 +86,7 @@ pub struct MetricInfo {
     pub claim: Option<((f64, f64), &'static str)>,
 }
 
-pub const METRICS: [MetricInfo; 12] = [
+pub const METRICS: [MetricInfo; 13] = [
     MetricInfo {
         key: "io_util_bias",
         finding: 1,
@@ -130,6 +134,13 @@ pub const METRICS: [MetricInfo; 12] = [
         finding: 2,
         what: "bursty: ms until max(util_avg, util_est) ≥ 80 %",
         unit: "ms",
+        claim: None,
+    },
+    MetricInfo {
+        key: "burst_samples_in_ramp",
+        finding: 2,
+        what: "bursty: the kernel's samples in each ramp (start to 95 %)",
+        unit: "n",
         claim: None,
     },
     MetricInfo {
@@ -184,9 +195,17 @@ fn find(
         .into_iter()
         .find(|s| s.comm == comm)
         .ok_or_else(|| format!("no task named {comm:?} ran in this trace"))?;
-    let d = task_dynamics(t, s.pid, window_ms).ok_or_else(|| {
-        format!("task {comm:?} has no PELT values in this trace (recorded with --pelt off?)")
-    })?;
+    if t.replay.is_empty() {
+        return Err("the trace was not replayed (its header does not say HZ)".into());
+    }
+    let d = task_dynamics(t, s.pid, window_ms)
+        .ok_or_else(|| format!("task {comm:?} has no slices or samples in this trace"))?;
+    if d.source != "kernel" {
+        return Err(format!(
+            "task {comm:?} has no kernel PELT values in this trace (recorded with --pelt off): the findings judge the kernel's own estimates"
+        )
+        .into());
+    }
     Ok((s, d))
 }
 
@@ -224,14 +243,19 @@ pub fn measure(scenario: Scenario, t: &Tables, window_ms: u64) -> Result<Vec<Met
                 m(
                     "burst_util_t80",
                     med(|b| b.util_t80_ms),
-                    med(|b| Some(b.theory_t80_ms)),
+                    med(|b| b.util_t80_ms.map(|_| b.theory_t80_ms)),
                 ),
                 m(
                     "burst_util_t95",
                     med(|b| b.util_t95_ms),
-                    med(|b| Some(b.theory_t95_ms)),
+                    med(|b| b.util_t95_ms.map(|_| b.theory_t95_ms)),
                 ),
                 m("burst_est_t80", med(|b| b.est_t80_ms), None),
+                m(
+                    "burst_samples_in_ramp",
+                    med(|b| Some(b.samples_in_ramp as f64)),
+                    None,
+                ),
                 m("burst_short_of_80", short, None),
             ]
         }
@@ -249,12 +273,12 @@ pub fn measure(scenario: Scenario, t: &Tables, window_ms: u64) -> Result<Vec<Met
                 m(
                     "step_up_util",
                     dir(true, |c| c.util_converge_ms),
-                    dir(true, |c| Some(c.theory_ms)),
+                    dir(true, |c| c.util_converge_ms.map(|_| c.theory_ms)),
                 ),
                 m(
                     "step_down_util",
                     dir(false, |c| c.util_converge_ms),
-                    dir(false, |c| Some(c.theory_ms)),
+                    dir(false, |c| c.util_converge_ms.map(|_| c.theory_ms)),
                 ),
                 m("step_up_est", dir(true, |c| c.est_converge_ms), None),
                 m("step_down_est", dir(false, |c| c.est_converge_ms), None),

@@ -5,7 +5,9 @@
 use std::fmt::Write as _;
 
 use crate::analyze::{ClassStats, ErrorCorrelation, TaskStats};
-use crate::dynamics::{smooth, task_grid, ClassDynamics, Dynamics, BIN_NS, PERIOD_NS};
+use crate::dynamics::{
+    smooth, task_grids, ClassDynamics, Dynamics, Grid, BAND_MIN, BAND_REL, BIN_NS, PERIOD_NS,
+};
 use crate::tables::Tables;
 
 /// What the report shows besides the tables.
@@ -152,10 +154,7 @@ fn counter_chart(t: &Tables, top: &[(u32, String)], ghz: bool) -> Option<String>
 
 /// util_avg after each burst of the task with the most bursts, as a
 /// fraction of the burst's measured demand, against PELT's curve from 0.
-fn ramp_up_chart(t: &Tables, d: &Dynamics) -> String {
-    let Some(g) = task_grid(t, d.pid) else {
-        return String::new();
-    };
+fn ramp_up_chart(t: &Tables, d: &Dynamics, g: &Grid) -> String {
     let horizon = 300.0;
     let mut series: Vec<Series> = vec![];
     for (k, b) in d.bursts.iter().take(12).enumerate() {
@@ -196,8 +195,8 @@ fn ramp_up_chart(t: &Tables, d: &Dynamics) -> String {
 
 /// Around one demand change: measured running fraction and util_avg (both
 /// smoothed over the window), the new level and its band.
-fn change_chart(t: &Tables, d: &Dynamics, k: usize, window_ms: u64) -> String {
-    let (Some(g), Some(c)) = (task_grid(t, d.pid), d.changes.get(k)) else {
+fn change_chart(t: &Tables, d: &Dynamics, g: &Grid, k: usize, window_ms: u64) -> String {
+    let Some(c) = d.changes.get(k) else {
         return String::new();
     };
     let w = (window_ms.max(1) * 1_000_000 / BIN_NS) as usize;
@@ -213,7 +212,7 @@ fn change_chart(t: &Tables, d: &Dynamics, k: usize, window_ms: u64) -> String {
             .map(|i| ((i - cp) as f64, v[i as usize]))
             .collect()
     };
-    let band = (0.05 * c.to).max(10.0);
+    let band = (BAND_REL * c.to).max(BAND_MIN);
     line_chart(
         &[
             ("measured".into(), COLORS[2], false, pts(&sr)),
@@ -495,11 +494,12 @@ td:first-child,th:first-child{{text-align:left}} pre{{background:#f6f6f6;padding
         if c.changes > 0 {
             let _ = write!(
                 o,
-                "<li><b>{}</b>: after a change of demand util_avg stays within ±5 % of the new level after {} ms (median of {} changes, {} never settled; PELT theory {} ms); max(util_avg, util_est) after {} ms.</li>",
+                "<li><b>{}</b>: after a change of demand util_avg is within ±5 % (at least ±10 units) of the new level for 100 ms after {} ms (median of {} changes; {} never settled, {} too short to tell; PELT theory {} ms); max(util_avg, util_est) after {} ms.</li>",
                 c.class,
                 opt(c.util_converge_ms, 0),
                 c.changes,
                 c.changes_unconverged,
+                c.changes_cut_off,
                 opt(c.theory_converge_ms, 0),
                 opt(c.est_converge_ms, 0)
             );
@@ -662,44 +662,60 @@ td:first-child,th:first-child{{text-align:left}} pre{{background:#f6f6f6;padding
     );
     o.push_str(&error_histogram(t, &classes_of));
 
-    if let Some(d) = cx
+    let burst_task = cx
         .dynamics
         .iter()
         .filter(|d| !d.bursts.is_empty())
-        .max_by_key(|d| d.bursts.len())
-    {
-        let _ = write!(
-            o,
-            "<h2>Ramp-up after bursts</h2><p class=note>Task {}: util_avg after each of its {} bursts (first 12), in % of the burst's measured demand, against PELT's curve from 0 (dashed).</p>",
-            d.pid,
-            d.bursts.len()
-        );
-        o.push_str(&ramp_up_chart(t, d));
-    }
-    if let Some(d) = cx
+        .max_by_key(|d| d.bursts.len());
+    let change_task = cx
         .dynamics
         .iter()
         .filter(|d| !d.changes.is_empty())
-        .max_by_key(|d| d.changes.len())
-    {
+        .max_by_key(|d| d.changes.len());
+    let pids: Vec<u32> = burst_task
+        .iter()
+        .chain(change_task.iter())
+        .map(|d| d.pid)
+        .collect();
+    let grids = task_grids(t, &pids);
+    if let Some((d, g)) = burst_task.and_then(|d| Some((d, grids.get(&d.pid)?))) {
         let _ = write!(
             o,
-            "<h2>Convergence after demand changes</h2><p class=note>Task {}: measured utilisation and the kernel's estimates around each change (first 4), smoothed over {} ms; the band is ±5 % of the new level.</p>",
+            "<h2>Ramp-up after bursts</h2><p class=note>Task {}: util_avg after its first {} of {} bursts, in % of each burst's measured demand, against PELT's curve from 0 (dashed).</p>",
             d.pid,
+            d.bursts.len().min(12),
+            d.bursts.len()
+        );
+        o.push_str(&ramp_up_chart(t, d, g));
+    }
+    if let Some((d, g)) = change_task.and_then(|d| Some((d, grids.get(&d.pid)?))) {
+        let _ = write!(
+            o,
+            "<h2>Convergence after demand changes</h2><p class=note>Task {}: measured utilisation and the kernel's estimates around its first {} of {} changes, smoothed over {} ms; the band is ±5 % of the new level, at least ±10 units; converged = inside it for 100 ms.</p>",
+            d.pid,
+            d.changes.len().min(4),
+            d.changes.len(),
             cx.window_ms
         );
         for k in 0..d.changes.len().min(4) {
             let c = &d.changes[k];
+            let settled = if c.cut_off {
+                "too short to tell".to_string()
+            } else {
+                match c.util_converge_ms {
+                    Some(ms) => format!("util_avg settled after {ms:.0} ms"),
+                    None => "util_avg never settled".to_string(),
+                }
+            };
             let _ = write!(
                 o,
-                "<h3>at {:.3} s: {:.0} → {:.0}, util_avg settled after {} ms (theory {:.0} ms)</h3>",
+                "<h3>at {:.3} s: {:.0} → {:.0}, {settled} (theory {:.0} ms)</h3>",
                 c.at_ns as f64 / 1e9,
                 c.from,
                 c.to,
-                opt(c.util_converge_ms, 0),
                 c.theory_ms
             );
-            o.push_str(&change_chart(t, d, k, cx.window_ms));
+            o.push_str(&change_chart(t, d, g, k, cx.window_ms));
         }
     }
     o.push_str("</body></html>\n");

@@ -65,7 +65,9 @@ fn record_one(s: Scenario, secs: f64, out: &Path) -> Result<(), schedrec_recorde
     command.extend(["--duration".into(), secs.to_string(), "--quiet".into()]);
     let opts = Options {
         output: out.to_path_buf(),
-        pelt: PeltMode::Switch,
+        // The kernel's value at every boundary-crossing update (each tick
+        // while running): ramps are measured, not interpolated.
+        pelt: PeltMode::Full,
         counters: DEFAULT_COUNTERS.map(String::from).to_vec(),
         cpus: None,
         tgids: vec![],
@@ -78,7 +80,21 @@ fn record_one(s: Scenario, secs: f64, out: &Path) -> Result<(), schedrec_recorde
         nice: -10,
         command_line: std::env::args().collect(),
     };
-    record(&opts).map(|_| ())
+    let sum = record(&opts)?;
+    if let Some(code) = sum.exit_code.filter(|&c| c != 0) {
+        return Err(schedrec_recorder::Error::Command(format!(
+            "the workload `{}` failed (exit code {code})",
+            workload(s).0
+        )));
+    }
+    if sum.lost > 0 {
+        eprintln!(
+            "schedrec: warning: {} events lost while recording {} (the trace says where)",
+            sum.lost,
+            s.name()
+        );
+    }
+    Ok(())
 }
 
 fn fixtures_dir(a: &FindingsArgs) -> PathBuf {
@@ -98,6 +114,7 @@ fn fmt(v: Option<f64>, unit: &str) -> String {
         (None, _) => "-".into(),
         (Some(v), "%") => format!("{v:+.1} %"),
         (Some(v), "share") => format!("{v:.0} %"),
+        (Some(v), "n") => format!("{v:.0}"),
         (Some(v), u) => format!("{v:.0} {u}"),
     }
 }
@@ -121,6 +138,7 @@ pub fn run(w: What) -> CliResult {
     // (scenario, trace) pairs to measure.
     let mut traces: Vec<(Scenario, PathBuf)> = vec![];
     let mut source = "recorded on this machine";
+    let mut recorded = true;
     if !a.fixtures {
         'rec: for rep in 0..a.reps {
             for s in Scenario::ALL {
@@ -134,9 +152,12 @@ pub fn run(w: What) -> CliResult {
                         a.reps
                     );
                 }
+                use schedrec_recorder::Error as E;
                 match record_one(s, a.seconds, &out) {
                     Ok(()) => traces.push((s, out)),
-                    Err(e) if traces.is_empty() => {
+                    // Recording is impossible here: fall back. Anything else
+                    // (a full disk, a failing workload) is an error.
+                    Err(e @ (E::NotPermitted | E::NoBtf | E::Bpf(_))) if traces.is_empty() => {
                         eprintln!("schedrec: cannot record ({e}); measuring the committed fixtures instead");
                         break 'rec;
                     }
@@ -147,6 +168,7 @@ pub fn run(w: What) -> CliResult {
     }
     if traces.is_empty() {
         source = "the committed fixtures (not recorded here)";
+        recorded = false;
         let fx = fixtures_dir(&a);
         for s in Scenario::ALL {
             let p = fx.join(workload(s).1);
@@ -178,7 +200,8 @@ pub fn run(w: What) -> CliResult {
             serde_json::to_string_pretty(&serde_json::json!({
                 "source": source,
                 "repetitions": n,
-                "seconds": a.seconds,
+                // Seconds per recording (null: the fixtures, 3–4.5 s each).
+                "seconds": recorded.then_some(a.seconds),
                 "traces": files,
                 "rows": rows,
             }))?
@@ -186,7 +209,7 @@ pub fn run(w: What) -> CliResult {
         return Ok(());
     }
     print_table(&rows, source, n);
-    if let Some(d) = &a.keep {
+    if let (Some(d), true) = (&a.keep, recorded) {
         println!("traces kept in {}", d.display());
     }
     Ok(())
@@ -196,7 +219,7 @@ fn print_table(rows: &[Row], source: &str, n: usize) {
     println!("The seed's claims, measured ({source}; {n} repetition(s) per scenario; median [min – max]):");
     println!();
     println!(
-        "{:<3} {:<62} {:>10} {:>30} {:>9} {:>9}",
+        "{:<3} {:<68} {:>10} {:>30} {:>9} {:>9}",
         "#", "what", "claim", "measured", "theory", "verdict"
     );
     for r in rows {
@@ -207,7 +230,7 @@ fn print_table(rows: &[Row], source: &str, n: usize) {
             _ => String::new(),
         };
         println!(
-            "{:<3} {:<62} {:>10} {:>30} {:>9} {:>9}",
+            "{:<3} {:<68} {:>10} {:>30} {:>9} {:>9}",
             r.finding,
             r.what,
             r.claim.unwrap_or(""),
@@ -219,6 +242,7 @@ fn print_table(rows: &[Row], source: &str, n: usize) {
     println!();
     println!("Methods: see `analysis/src/findings.rs` and `analysis/src/dynamics.rs`; theory is PELT's closed form");
     println!(
-        "(y^32 = 1/2, periods of 1.048576 ms) for the same start value, demand and ±5 % band."
+        "(y^32 = 1/2, periods of 1.048576 ms) for the same start value, demand and band (±5 %, at least ±10 units),"
     );
+    println!("over the same bursts and changes as the measured medians.");
 }
