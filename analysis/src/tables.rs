@@ -161,8 +161,11 @@ pub struct Tables {
 const TASK_INTERRUPTIBLE: u32 = 0x1;
 const TASK_UNINTERRUPTIBLE: u32 = 0x2;
 
-fn end_state(prev_state: u32) -> &'static str {
-    if prev_state == 0 {
+/// How a slice ended. A preempted task may carry a sleeping `prev_state`
+/// (it was preempted between setting its state and calling schedule()): it
+/// stayed runnable.
+fn end_state(prev_state: u32, preempt: bool) -> &'static str {
+    if prev_state == 0 || preempt {
         "preempted"
     } else if prev_state & TASK_UNINTERRUPTIBLE != 0 {
         "uninterruptible"
@@ -233,7 +236,7 @@ pub fn read(reader: &Reader) -> Result<Tables, schedrec_format::Error> {
                         sl.start.push(start);
                         sl.end.push(r.ts);
                         sl.duration_ns.push(r.ts - start);
-                        sl.end_state.push(end_state(r.prev_state));
+                        sl.end_state.push(end_state(r.prev_state, r.preempt));
                         let last = s.counters.each_ref().map(|c| *c.last().unwrap());
                         sl.cycles.push(last[0]);
                         sl.instructions.push(last[1]);
@@ -241,7 +244,7 @@ pub fn read(reader: &Reader) -> Result<Tables, schedrec_format::Error> {
                         sl.cache_misses.push(last[3]);
                     }
                 }
-                if r.prev_state != 0 && r.prev.pid != 0 {
+                if r.prev_state != 0 && !r.preempt && r.prev.pid != 0 {
                     blocked_at.insert(r.prev.pid, r.ts);
                 } else {
                     blocked_at.remove(&r.prev.pid);
@@ -258,11 +261,18 @@ pub fn read(reader: &Reader) -> Result<Tables, schedrec_format::Error> {
                 w.target_cpu.push(r.target_cpu);
                 w.new.push(r.new);
                 w.latency_ns.push(None);
-                w.sleep_ns
-                    .push(blocked_at.remove(&r.pid).map(|b| r.ts.saturating_sub(b)));
+                let slept = blocked_at.remove(&r.pid);
+                w.sleep_ns.push(if r.new {
+                    None
+                } else {
+                    slept.map(|b| r.ts.saturating_sub(b))
+                });
                 waking.insert(r.pid, w.ts.len() - 1);
             }
             Record::Task(r) => {
+                if matches!(r.event, TaskEvent::Exit) {
+                    blocked_at.remove(&r.pid);
+                }
                 let comm = String::from_utf8_lossy(&r.comm).into_owned();
                 let tk = &mut t.tasks;
                 let fresh = matches!(r.event, TaskEvent::Fork);
