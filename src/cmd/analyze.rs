@@ -22,7 +22,7 @@ pub struct AnalyzeArgs {
     #[arg(required = true)]
     files: Vec<PathBuf>,
     /// Window of the measured utilisation, ms.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     window_ms: u64,
     /// The model compared with the kernel and the measured demand
     /// (default: the kernel-exact PELT).
@@ -256,7 +256,7 @@ pub struct ExportArgs {
     #[arg(long, conflicts_with = "output")]
     dataset: Option<PathBuf>,
     /// Window of the measured utilisation in the replay table, ms.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     window_ms: u64,
 }
 
@@ -300,7 +300,7 @@ pub struct ReportArgs {
     #[arg(short, long)]
     output: PathBuf,
     /// Window of the measured utilisation, ms.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     window_ms: u64,
     /// Tasks in the tables.
     #[arg(long, default_value_t = 12)]

@@ -229,9 +229,28 @@ fn analyze(switches: u64, dir: Option<PathBuf>, keep: bool) -> CliResult {
         ("report", vec!["report", &f, "-o", &o]),
     ];
     let mut rows = vec![];
+    let mut failed = None;
     for (name, args) in &steps {
-        let (secs, rss) = timed_child(args, threads)?;
-        rows.push((*name, secs, rss));
+        match timed_child(args, threads) {
+            Ok((secs, rss)) => rows.push((*name, secs, rss)),
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    // The trace is GBs: never leave it behind on a failure.
+    let cleanup = || {
+        if keep {
+            eprintln!("kept {} and {}", path.display(), out.display());
+        } else {
+            let _ = std::fs::remove_file(&path);
+            let _ = std::fs::remove_dir_all(&out);
+        }
+    };
+    if let Some(e) = failed {
+        cleanup();
+        return Err(e);
     }
     println!("| step | switches | seconds | M switches/s | peak RSS MiB |");
     println!("|---|---:|---:|---:|---:|");
@@ -246,12 +265,7 @@ fn analyze(switches: u64, dir: Option<PathBuf>, keep: bool) -> CliResult {
     println!(
         "targets: analyze and report each < 15 s and < 2 GiB peak RSS on 10 M switches (2 cores)"
     );
-    if keep {
-        eprintln!("kept {} and {}", path.display(), out.display());
-    } else {
-        let _ = std::fs::remove_file(&path);
-        let _ = std::fs::remove_dir_all(&out);
-    }
+    cleanup();
     Ok(())
 }
 

@@ -61,7 +61,7 @@ pub struct Args {
     #[arg(long)]
     as_switch: bool,
     /// Window of the measured utilisation, ms.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     window_ms: u64,
     /// Write one row per sample to OUT.csv or OUT.parquet (streamed).
     #[arg(short, long)]
