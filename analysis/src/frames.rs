@@ -157,7 +157,7 @@ pub fn write(df: &mut DataFrame, path: &Path, format: Format) -> PolarsResult<()
 /// The `replay` table as a DataFrame (the columns of `schedrec replay -o`).
 pub fn replay_frame(r: &ReplayRows) -> PolarsResult<DataFrame> {
     let u = |name: &str, v: &[Option<u64>]| Column::new(name.into(), v);
-    DataFrame::new_infer_height(vec![
+    let mut cols = vec![
         Column::new("ts".into(), &r.ts),
         Column::new("pid".into(), &r.pid),
         Column::new("cpu".into(), &r.cpu),
@@ -170,12 +170,22 @@ pub fn replay_frame(r: &ReplayRows) -> PolarsResult<DataFrame> {
         u("kernel_runnable_avg", &r.kernel_runnable_avg),
         u("kernel_util_est", &r.kernel_util_est),
         u("exact_util_avg", &r.exact_util_avg),
-        u("exact_load_avg", &r.exact_load_avg),
-        u("exact_runnable_avg", &r.exact_runnable_avg),
-        u("exact_util_est", &r.exact_util_est),
-        u("model_util_avg", &r.model_util_avg),
-        u("model_load_avg", &r.model_load_avg),
-        u("model_runnable_avg", &r.model_runnable_avg),
+    ];
+    if let Some(x) = &r.extra {
+        cols.extend([
+            u("exact_load_avg", &x.exact_load_avg),
+            u("exact_runnable_avg", &x.exact_runnable_avg),
+            u("exact_util_est", &x.exact_util_est),
+        ]);
+    }
+    cols.push(u("model_util_avg", &r.model_util_avg));
+    if let Some(x) = &r.extra {
+        cols.extend([
+            u("model_load_avg", &x.model_load_avg),
+            u("model_runnable_avg", &x.model_runnable_avg),
+        ]);
+    }
+    cols.extend([
         u("model_util_est", &r.model_util_est),
         u("measured_util", &r.measured_util),
         Column::new(
@@ -185,7 +195,8 @@ pub fn replay_frame(r: &ReplayRows) -> PolarsResult<DataFrame> {
                 .map(|e| e.map(str::to_string))
                 .collect::<Vec<_>>(),
         ),
-    ])
+    ]);
+    DataFrame::new_infer_height(cols)
 }
 
 enum SinkWriter {
@@ -223,7 +234,7 @@ impl ReplaySink {
             }
         };
         let f = File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let schema = replay_frame(&ReplayRows::default())?.schema().clone();
+        let schema = replay_frame(&ReplayRows::full())?.schema().clone();
         let w = match format {
             // polars writes each batch with whole-buffer writes: no
             // BufWriter, whose flush on drop would hide a full disk.
@@ -233,7 +244,7 @@ impl ReplaySink {
             }
         };
         Ok(ReplaySink {
-            rows: ReplayRows::default(),
+            rows: ReplayRows::full(),
             w,
             batch: batch.max(1),
         })
@@ -251,7 +262,7 @@ impl ReplaySink {
         if self.rows.is_empty() {
             return Ok(());
         }
-        let df = replay_frame(&std::mem::take(&mut self.rows))?;
+        let df = replay_frame(&std::mem::replace(&mut self.rows, ReplayRows::full()))?;
         match &mut self.w {
             SinkWriter::Csv(w) => w.write_batch(&df),
             SinkWriter::Parquet(w) => w.write_batch(&df),

@@ -25,19 +25,21 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 /// over `window_ms`) into tables. A trace whose header does not say HZ is
 /// read without a replay table.
 pub fn load(path: &Path, window_ms: u64) -> Result<(Reader, tables::Tables), Error> {
-    load_with_summary(path, window_ms).map(|(r, t, _)| (r, t))
+    load_with_summary(path, window_ms, true).map(|(r, t, _)| (r, t))
 }
 
-/// [`load`], with the replay's fidelity summary.
+/// [`load`], with the replay's fidelity summary; `keep_switches: false`
+/// leaves the `switches` table empty (only `export` needs it).
 pub fn load_with_summary(
     path: &Path,
     window_ms: u64,
+    keep_switches: bool,
 ) -> Result<(Reader, tables::Tables, Option<Summary>), Error> {
     let opts = Options {
         measured_window_ns: window_ms.max(1) * 1_000_000,
         ..Options::default()
     };
-    load_with(Reader::open(path)?, &opts)
+    load_with(Reader::open(path)?, &opts, keep_switches)
 }
 
 /// Reads `reader` into tables and replays it with `opts` (the replay
@@ -45,8 +47,9 @@ pub fn load_with_summary(
 pub fn load_with(
     reader: Reader,
     opts: &Options,
+    keep_switches: bool,
 ) -> Result<(Reader, tables::Tables, Option<Summary>), Error> {
-    let mut t = tables::read(&reader)?;
+    let mut t = tables::read_with(&reader, keep_switches)?;
     let rows = &mut t.replay;
     let mut summary = None;
     if reader.meta().hz != 0 {

@@ -100,18 +100,34 @@ pub struct ReplayRows {
     pub kernel_runnable_avg: Vec<Option<u64>>,
     pub kernel_util_est: Vec<Option<u64>>,
     pub exact_util_avg: Vec<Option<u64>>,
-    pub exact_load_avg: Vec<Option<u64>>,
-    pub exact_runnable_avg: Vec<Option<u64>>,
-    pub exact_util_est: Vec<Option<u64>>,
     pub model_util_avg: Vec<Option<u64>>,
-    pub model_load_avg: Vec<Option<u64>>,
-    pub model_runnable_avg: Vec<Option<u64>>,
     pub model_util_est: Vec<Option<u64>>,
+    /// The columns only `replay -o` and `export` write (the statistics do
+    /// not read them: 80 bytes a row saved); `None` in a slim table.
+    pub extra: Option<ReplayExtra>,
     pub measured_util: Vec<Option<u64>>,
     pub excluded: Vec<Option<&'static str>>,
 }
 
+/// The rest of the kernel-exact and chosen models' values.
+#[derive(Default)]
+pub struct ReplayExtra {
+    pub exact_load_avg: Vec<Option<u64>>,
+    pub exact_runnable_avg: Vec<Option<u64>>,
+    pub exact_util_est: Vec<Option<u64>>,
+    pub model_load_avg: Vec<Option<u64>>,
+    pub model_runnable_avg: Vec<Option<u64>>,
+}
+
 impl ReplayRows {
+    /// A table with every column (`Default` is the slim one).
+    pub fn full() -> Self {
+        ReplayRows {
+            extra: Some(ReplayExtra::default()),
+            ..Default::default()
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.ts.len()
     }
@@ -132,13 +148,15 @@ impl ReplayRows {
         self.kernel_util_est
             .push(r.kernel.map(|k| (k.util_est & 0x7fff_ffff) as u64));
         self.exact_util_avg.push(r.exact.util_avg);
-        self.exact_load_avg.push(r.exact.load_avg);
-        self.exact_runnable_avg.push(r.exact.runnable_avg);
-        self.exact_util_est.push(r.exact.util_est.map(u64::from));
         self.model_util_avg.push(r.model.util_avg);
-        self.model_load_avg.push(r.model.load_avg);
-        self.model_runnable_avg.push(r.model.runnable_avg);
         self.model_util_est.push(r.model.util_est.map(u64::from));
+        if let Some(x) = self.extra.as_mut() {
+            x.exact_load_avg.push(r.exact.load_avg);
+            x.exact_runnable_avg.push(r.exact.runnable_avg);
+            x.exact_util_est.push(r.exact.util_est.map(u64::from));
+            x.model_load_avg.push(r.model.load_avg);
+            x.model_runnable_avg.push(r.model.runnable_avg);
+        }
         self.measured_util.push(r.measured);
         self.excluded.push(r.excluded);
     }
@@ -155,6 +173,8 @@ pub struct Tables {
     pub replay: ReplayRows,
     /// First and last timestamp of the trace.
     pub span: (u64, u64),
+    /// Switches read (also when the `switches` table was not kept).
+    pub nr_switches: u64,
 }
 
 /// `prev_state` bits (include/linux/sched.h).
@@ -179,7 +199,18 @@ fn end_state(prev_state: u32, preempt: bool) -> &'static str {
 /// Reads every record of `reader` into tables (the replay table stays
 /// empty: fill it from [`schedrec_replay::replay`]'s rows).
 pub fn read(reader: &Reader) -> Result<Tables, schedrec_format::Error> {
+    read_with(reader, true)
+}
+
+/// [`read`]; without `keep_switches` (for statistics, not export) the
+/// `switches` table stays empty — the statistics need only slices,
+/// wakeups, tasks and samples, and it is the biggest table, ~180 bytes per
+/// switch — and the replay table is made slim ([`ReplayRows::extra`]).
+pub fn read_with(reader: &Reader, keep_switches: bool) -> Result<Tables, schedrec_format::Error> {
     let mut t = Tables::default();
+    if keep_switches {
+        t.replay = ReplayRows::full();
+    }
     // Per CPU: who runs since when.
     let mut running: HashMap<u32, (u32, u64)> = HashMap::new();
     // Per pid: index of its pending wakeup row.
@@ -198,35 +229,41 @@ pub fn read(reader: &Reader) -> Result<Tables, schedrec_format::Error> {
         t.span.1 = t.span.1.max(ts);
         match &rec {
             Record::Switch(r) => {
-                let s = &mut t.switches;
-                s.ts.push(r.ts);
-                s.cpu.push(r.cpu);
-                s.prev_pid.push(r.prev.pid);
-                s.prev_tgid.push(r.prev.tgid);
-                s.prev_prio.push(r.prev.prio);
-                s.prev_state.push(r.prev_state);
-                s.next_pid.push(r.next.pid);
-                s.next_tgid.push(r.next.tgid);
-                s.next_prio.push(r.next.prio);
-                s.preempt.push(r.preempt);
-                for (i, c) in r.counters.iter().enumerate() {
-                    s.counters[i].push(c.map(|c| {
-                        // Scaled for multiplexing, as perf does.
+                // Counter deltas, scaled for multiplexing as perf does.
+                let ctr = r.counters.each_ref().map(|c| {
+                    c.map(|c| {
                         if c.running > 0 && c.running < c.enabled {
                             (c.value as u128 * c.enabled as u128 / c.running as u128) as u64
                         } else {
                             c.value
                         }
-                    }));
+                    })
+                });
+                if keep_switches {
+                    let s = &mut t.switches;
+                    s.ts.push(r.ts);
+                    s.cpu.push(r.cpu);
+                    s.prev_pid.push(r.prev.pid);
+                    s.prev_tgid.push(r.prev.tgid);
+                    s.prev_prio.push(r.prev.prio);
+                    s.prev_state.push(r.prev_state);
+                    s.next_pid.push(r.next.pid);
+                    s.next_tgid.push(r.next.tgid);
+                    s.next_prio.push(r.next.prio);
+                    s.preempt.push(r.preempt);
+                    for (col, c) in s.counters.iter_mut().zip(ctr) {
+                        col.push(c);
+                    }
+                    s.prev_util_avg.push(r.prev_pelt.map(|p| p.util_avg));
+                    s.prev_load_avg.push(r.prev_pelt.map(|p| p.load_avg));
+                    s.prev_runnable_avg
+                        .push(r.prev_pelt.map(|p| p.runnable_avg));
+                    s.prev_util_est
+                        .push(r.prev_pelt.map(|p| p.util_est & 0x7fff_ffff));
+                    s.prev_last_update_time
+                        .push(r.prev_pelt.map(|p| p.last_update_time));
                 }
-                s.prev_util_avg.push(r.prev_pelt.map(|p| p.util_avg));
-                s.prev_load_avg.push(r.prev_pelt.map(|p| p.load_avg));
-                s.prev_runnable_avg
-                    .push(r.prev_pelt.map(|p| p.runnable_avg));
-                s.prev_util_est
-                    .push(r.prev_pelt.map(|p| p.util_est & 0x7fff_ffff));
-                s.prev_last_update_time
-                    .push(r.prev_pelt.map(|p| p.last_update_time));
+                t.nr_switches += 1;
                 // The slice prev ends; next's begins.
                 if let Some((pid, start)) = running.remove(&r.cpu) {
                     if pid == r.prev.pid && pid != 0 {
@@ -237,11 +274,10 @@ pub fn read(reader: &Reader) -> Result<Tables, schedrec_format::Error> {
                         sl.end.push(r.ts);
                         sl.duration_ns.push(r.ts - start);
                         sl.end_state.push(end_state(r.prev_state, r.preempt));
-                        let last = s.counters.each_ref().map(|c| *c.last().unwrap());
-                        sl.cycles.push(last[0]);
-                        sl.instructions.push(last[1]);
-                        sl.cache_references.push(last[2]);
-                        sl.cache_misses.push(last[3]);
+                        sl.cycles.push(ctr[0]);
+                        sl.instructions.push(ctr[1]);
+                        sl.cache_references.push(ctr[2]);
+                        sl.cache_misses.push(ctr[3]);
                     }
                 }
                 if r.prev_state != 0 && !r.preempt && r.prev.pid != 0 {

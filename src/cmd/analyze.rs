@@ -60,7 +60,7 @@ fn analyse_file(f: &std::path::Path, a: &AnalyzeArgs) -> Result<FileReport, BoxE
         measured_window_ns: window_ns,
         ..Default::default()
     };
-    let (_, t, _) = schedrec_analysis::load_with(reader, &opts).map_err(|e| ctx(&e))?;
+    let (_, t, _) = schedrec_analysis::load_with(reader, &opts, false).map_err(|e| ctx(&e))?;
     let mut ts = tasks(&t).map_err(|e| ctx(&e))?;
     let cs = classes(&ts);
     let dyns = dynamics(&t, window_ms);
@@ -309,7 +309,7 @@ pub struct ReportArgs {
 
 pub fn report(a: ReportArgs) -> CliResult {
     use schedrec_analysis::report::{html, Context};
-    let (reader, t, summary) = schedrec_analysis::load_with_summary(&a.file, a.window_ms)?;
+    let (reader, t, summary) = schedrec_analysis::load_with_summary(&a.file, a.window_ms, false)?;
     let mut ts = tasks(&t)?;
     let cs = classes(&ts);
     let dyns = dynamics(&t, a.window_ms);
@@ -335,7 +335,7 @@ pub fn report(a: ReportArgs) -> CliResult {
         format!(
             "span:      {:.3} s, {} switches, {} wakeups, {} tasks",
             (t.span.1 - t.span.0) as f64 / 1e9,
-            t.switches.ts.len(),
+            t.nr_switches,
             t.wakeups.ts.len(),
             t.tasks.pid.len()
         ),

@@ -184,8 +184,8 @@ pub fn run(w: What) -> CliResult {
     }
     let mut reps = vec![];
     for (s, p) in &traces {
-        let (_, t) =
-            schedrec_analysis::load(p, WINDOW_MS).map_err(|e| format!("{}: {e}", p.display()))?;
+        let (_, t, _) = schedrec_analysis::load_with_summary(p, WINDOW_MS, false)
+            .map_err(|e| format!("{}: {e}", p.display()))?;
         reps.push(measure(*s, &t, WINDOW_MS).map_err(|e| format!("{}: {e}", p.display()))?);
     }
     let rows = aggregate(&reps);
