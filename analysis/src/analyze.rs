@@ -57,6 +57,14 @@ pub struct TaskStats {
     pub p99_abs_err: Option<f64>,
 }
 
+/// (estimate − base) / base in %, where both are known and base > 0.
+pub fn bias_pct(est: Option<f64>, base: Option<f64>) -> Option<f64> {
+    match (est, base) {
+        (Some(e), Some(b)) if b > 0.0 => Some((e - b) / b * 100.0),
+        _ => None,
+    }
+}
+
 /// The classification rule, in order:
 /// 1. `cpu-bound`: it blocks fewer than 10 times per second of its own
 ///    running time (it leaves the CPU only when preempted);
@@ -251,10 +259,7 @@ pub fn tasks(t: &Tables) -> PolarsResult<Vec<TaskStats>> {
         .map(|i| {
             let wakeups = nwake[i].unwrap_or(0.0) as u64;
             let (p, u) = (pre[i].unwrap_or(0.0), unint[i].unwrap_or(0.0));
-            let bias = match (km[i], mm[i]) {
-                (Some(k), Some(m)) if m > 0.0 => Some((k - m) / m * 100.0),
-                _ => None,
-            };
+            let bias = bias_pct(km[i], mm[i]);
             TaskStats {
                 pid: pid[i],
                 comm: comm[i].clone(),
@@ -286,10 +291,7 @@ pub fn tasks(t: &Tables) -> PolarsResult<Vec<TaskStats>> {
                 measured_util_mean: mm[i],
                 bias_pct: bias,
                 model_util_mean: model_mean[i],
-                model_bias_pct: match (model_mean[i], mm[i]) {
-                    (Some(k), Some(m)) if m > 0.0 => Some((k - m) / m * 100.0),
-                    _ => None,
-                },
+                model_bias_pct: bias_pct(model_mean[i], mm[i]),
                 mae: mae[i],
                 p95_abs_err: p95[i],
                 p99_abs_err: p99[i],
@@ -340,15 +342,9 @@ pub fn classes(tasks: &[TaskStats]) -> Vec<ClassStats> {
                 samples,
                 kernel_util_mean: k,
                 measured_util_mean: m,
-                bias_pct: match (k, m) {
-                    (Some(k), Some(m)) if m > 0.0 => Some((k - m) / m * 100.0),
-                    _ => None,
-                },
+                bias_pct: bias_pct(k, m),
                 model_util_mean: md,
-                model_bias_pct: match (md, m) {
-                    (Some(k), Some(m)) if m > 0.0 => Some((k - m) / m * 100.0),
-                    _ => None,
-                },
+                model_bias_pct: bias_pct(md, m),
             }
         })
         .collect()

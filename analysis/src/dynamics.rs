@@ -478,7 +478,7 @@ fn dynamics_of(g: &Grid, inp: &TaskInput, window_ms: u64, trace_t0: u64) -> Dyna
         util_time_mean: u,
         est_time_mean: e,
         held_time_mean: g.held_mean,
-        util_time_bias_pct: (d > 0.0).then(|| (u - d) / d * 100.0),
+        util_time_bias_pct: crate::analyze::bias_pct(Some(u), Some(d)),
         bursts: bursts(g, inp, trace_t0),
         changes: changes(
             g,
@@ -591,10 +591,7 @@ pub fn per_class(dyns: &[Dynamics], class_of: &HashMap<u32, &'static str>) -> Ve
                 tasks: ds.len() as u64,
                 demand_time_mean: dm,
                 util_time_mean: um,
-                util_time_bias_pct: match (um, dm) {
-                    (Some(u), Some(d)) if d > 0.0 => Some((u - d) / d * 100.0),
-                    _ => None,
-                },
+                util_time_bias_pct: crate::analyze::bias_pct(um, dm),
                 bursts: bursts.len() as u64,
                 bursts_short_of_80: bursts.iter().filter(|b| b.util_t80_ms.is_none()).count()
                     as u64,

@@ -35,7 +35,7 @@
 
 use serde::Serialize;
 
-use crate::analyze::tasks;
+use crate::analyze::{bias_pct, tasks};
 use crate::dynamics::{median, task_dynamics, Dynamics};
 use crate::tables::Tables;
 use crate::Error;
@@ -209,10 +209,6 @@ fn find(
     Ok((s, d))
 }
 
-fn pct(v: f64, base: f64) -> Option<f64> {
-    (base > 0.0).then(|| (v - base) / base * 100.0)
-}
-
 /// Measures `scenario` on one trace.
 pub fn measure(scenario: Scenario, t: &Tables, window_ms: u64) -> Result<Vec<Metric>, Error> {
     let (s, d) = find(t, scenario.comm(), window_ms)?;
@@ -221,12 +217,12 @@ pub fn measure(scenario: Scenario, t: &Tables, window_ms: u64) -> Result<Vec<Met
             m("io_util_bias", d.util_time_bias_pct, Some(0.0)),
             m(
                 "io_est_bias",
-                pct(d.est_time_mean, d.demand_time_mean),
+                bias_pct(Some(d.est_time_mean), Some(d.demand_time_mean)),
                 None,
             ),
             m(
                 "io_held_bias",
-                pct(d.held_time_mean, d.demand_time_mean),
+                bias_pct(Some(d.held_time_mean), Some(d.demand_time_mean)),
                 None,
             ),
             m("io_sample_bias", s.bias_pct, None),
