@@ -129,6 +129,37 @@ pub struct Pelt {
     pub util_est: UtilEst,
 }
 
+/// The model a user names (`--model pelt|measured`, `--halflife`,
+/// `--no-util-est`) for a trace with `meta`; `None` is the kernel-exact
+/// reference, which the replay always runs anyway. A PELT model takes the
+/// recorded kernel's util_est variant.
+pub fn choose(
+    meta: &schedrec_format::Metadata,
+    name: &str,
+    halflife_ms: u32,
+    no_util_est: bool,
+    window_ns: u64,
+) -> Result<Option<Box<dyn Model>>, String> {
+    Ok(match name {
+        "measured" => Some(Box::new(Measured { window_ns })),
+        "pelt" => {
+            let ue = if no_util_est {
+                UtilEst::Off
+            } else if meta.util_est_layout == schedrec_format::UtilEstLayout::EnqueuedEwma {
+                UtilEst::EnqueuedEwma
+            } else {
+                UtilEst::for_kernel(&meta.kernel_release)
+            };
+            if halflife_ms == 32 && !no_util_est {
+                None
+            } else {
+                Some(Box::new(Pelt::new(halflife_ms, ue)?))
+            }
+        }
+        other => return Err(format!("no model named {other:?} (pelt, measured)")),
+    })
+}
+
 impl Pelt {
     pub fn new(halflife_ms: u32, util_est: UtilEst) -> Result<Pelt, String> {
         match halflife_ms {

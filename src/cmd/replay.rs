@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use schedrec_format::Reader;
 use schedrec_replay::engine::{replay, Options, Summary};
 use schedrec_replay::fidelity::MetricSummary;
-use schedrec_replay::model::{Measured, Model, Pelt, UtilEst};
+use schedrec_replay::model::Model;
 
 use crate::out::CliResult;
 
@@ -81,24 +81,13 @@ pub fn choose_model(
     m: &ModelArgs,
     window_ns: u64,
 ) -> Result<Option<Box<dyn Model>>, Box<dyn std::error::Error + Send + Sync>> {
-    let (halflife, no_util_est) = (m.halflife, m.no_util_est);
-    Ok(match m.model.as_str() {
-        "measured" => Some(Box::new(Measured { window_ns })),
-        _ => {
-            let ue = if no_util_est {
-                UtilEst::Off
-            } else if meta.util_est_layout == schedrec_format::UtilEstLayout::EnqueuedEwma {
-                UtilEst::EnqueuedEwma
-            } else {
-                UtilEst::for_kernel(&meta.kernel_release)
-            };
-            if halflife == 32 && !no_util_est {
-                None
-            } else {
-                Some(Box::new(Pelt::new(halflife, ue)?))
-            }
-        }
-    })
+    Ok(schedrec_replay::model::choose(
+        meta,
+        &m.model,
+        m.halflife,
+        m.no_util_est,
+        window_ns,
+    )?)
 }
 
 pub fn run(a: Args) -> CliResult {
