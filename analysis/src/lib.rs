@@ -67,3 +67,39 @@ pub fn load_with(
     }
     Ok((reader, t, summary))
 }
+
+/// Everything the statistics say about one trace: per class, per task (the
+/// `top` busiest), their dynamics, and the counter correlations. What
+/// `schedrec analyze` prints and `schedrec report` draws.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TraceStats {
+    pub classes: Vec<analyze::ClassStats>,
+    pub class_dynamics: Vec<dynamics::ClassDynamics>,
+    pub correlations: Vec<analyze::ErrorCorrelation>,
+    /// The busiest tasks, busiest first.
+    pub tasks: Vec<analyze::TaskStats>,
+    /// Dynamics of the tasks in `tasks`, same order.
+    pub dynamics: Vec<dynamics::Dynamics>,
+}
+
+/// [`TraceStats`] of loaded tables (classes and correlations over every
+/// task; `top` tasks listed).
+pub fn stats(t: &tables::Tables, window_ms: u64, top: usize) -> Result<TraceStats, Error> {
+    let mut ts = analyze::tasks(t)?;
+    let classes = analyze::classes(&ts);
+    let dyns = dynamics::dynamics(t, window_ms);
+    let class_of = ts.iter().map(|t| (t.pid, t.class)).collect();
+    let class_dynamics = dynamics::per_class(&dyns, &class_of);
+    let correlations = analyze::error_correlations(t, &ts);
+    ts.truncate(top);
+    let mut by_pid: std::collections::HashMap<u32, dynamics::Dynamics> =
+        dyns.into_iter().map(|d| (d.pid, d)).collect();
+    let dynamics = ts.iter().filter_map(|t| by_pid.remove(&t.pid)).collect();
+    Ok(TraceStats {
+        classes,
+        class_dynamics,
+        correlations,
+        tasks: ts,
+        dynamics,
+    })
+}

@@ -4,12 +4,9 @@
 use std::path::PathBuf;
 
 use rayon::prelude::*;
-use schedrec_analysis::analyze::{
-    classes, error_correlations, tasks, ClassStats, ErrorCorrelation, TaskStats,
-};
-use schedrec_analysis::dynamics::{dynamics, per_class, ClassDynamics, Dynamics};
 use schedrec_analysis::frames::{export, export_dataset, Format};
 use schedrec_analysis::load;
+use schedrec_analysis::{stats, TraceStats};
 use serde::Serialize;
 
 use crate::out::CliResult;
@@ -40,12 +37,8 @@ pub struct AnalyzeArgs {
 struct FileReport {
     file: String,
     span_ms: f64,
-    classes: Vec<ClassStats>,
-    class_dynamics: Vec<ClassDynamics>,
-    correlations: Vec<ErrorCorrelation>,
-    tasks: Vec<TaskStats>,
-    /// Dynamics of the tasks listed in `tasks`, same order.
-    dynamics: Vec<Dynamics>,
+    #[serde(flatten)]
+    stats: TraceStats,
 }
 
 /// Everything `analyze` says about one trace.
@@ -61,27 +54,10 @@ fn analyse_file(f: &std::path::Path, a: &AnalyzeArgs) -> Result<FileReport, BoxE
         ..Default::default()
     };
     let (_, t, _) = schedrec_analysis::load_with(reader, &opts, false).map_err(|e| ctx(&e))?;
-    let mut ts = tasks(&t).map_err(|e| ctx(&e))?;
-    let cs = classes(&ts);
-    let dyns = dynamics(&t, window_ms);
-    let class_of = ts.iter().map(|t| (t.pid, t.class)).collect();
-    let cd = per_class(&dyns, &class_of);
-    let corr = error_correlations(&t, &ts);
-    ts.truncate(top);
-    let by_pid: std::collections::HashMap<u32, &Dynamics> =
-        dyns.iter().map(|d| (d.pid, d)).collect();
-    let dynamics = ts
-        .iter()
-        .filter_map(|t| by_pid.get(&t.pid).map(|d| (*d).clone()))
-        .collect();
     Ok(FileReport {
         file: f.display().to_string(),
         span_ms: (t.span.1 - t.span.0) as f64 / 1e6,
-        classes: cs,
-        class_dynamics: cd,
-        correlations: corr,
-        tasks: ts,
-        dynamics,
+        stats: stats(&t, window_ms, top).map_err(|e| ctx(&e))?,
     })
 }
 
@@ -108,7 +84,7 @@ pub fn analyze(a: AnalyzeArgs) -> CliResult {
             "  {:<10} {:>6} {:>9} {:>9} {:>9} {:>9} {:>8} {:>11}",
             "class", "tasks", "samples", "kernel", "model", "measured", "bias", "model bias"
         );
-        for c in &r.classes {
+        for c in &r.stats.classes {
             println!(
                 "  {:<10} {:>6} {:>9} {:>9} {:>9} {:>9} {:>8} {:>11}",
                 c.class,
@@ -141,7 +117,7 @@ pub fn analyze(a: AnalyzeArgs) -> CliResult {
             (None, None) => "-".to_string(),
             (m, t) => format!("{}/{}", opt(m, 0), opt(t, 0)),
         };
-        for c in &r.class_dynamics {
+        for c in &r.stats.class_dynamics {
             println!(
                 "  {:<10} {:>8} {:>8} {:>8} {:>7} {:>11} {:>11} {:>11} {:>8} {:>13} {:>9}",
                 c.class,
@@ -159,9 +135,9 @@ pub fn analyze(a: AnalyzeArgs) -> CliResult {
             );
         }
         println!("  (t80/t95: measured/PELT theory; bursts that ended first are not timed: {} of {} short of 80 %)",
-            r.class_dynamics.iter().map(|c| c.bursts_short_of_80).sum::<u64>(),
-            r.class_dynamics.iter().map(|c| c.bursts).sum::<u64>());
-        if r.correlations.iter().all(|c| c.samples == 0) {
+            r.stats.class_dynamics.iter().map(|c| c.bursts_short_of_80).sum::<u64>(),
+            r.stats.class_dynamics.iter().map(|c| c.bursts).sum::<u64>());
+        if r.stats.correlations.iter().all(|c| c.samples == 0) {
             println!("  error vs counters: no counters in this trace (no PMU, or recorded with --no-counters)");
         } else {
             println!("  correlation of the error (kernel − measured) with the slice's counters, per class (Pearson r):");
@@ -169,7 +145,7 @@ pub fn analyze(a: AnalyzeArgs) -> CliResult {
                 "  {:<10} {:>8} {:>7} {:>9} {:>7}",
                 "class", "slices", "IPC", "miss rate", "GHz"
             );
-            for c in &r.correlations {
+            for c in &r.stats.correlations {
                 println!(
                     "  {:<10} {:>8} {:>7} {:>9} {:>7}",
                     c.class,
@@ -197,7 +173,7 @@ pub fn analyze(a: AnalyzeArgs) -> CliResult {
             "MAE"
         );
         println!("  (run us: mean slice; sleep ms: median from blocking to wakeup; lat p99: wakeup to running, µs; kernel/measured: trace-visible means)");
-        for t in &r.tasks {
+        for t in &r.stats.tasks {
             println!(
                 "  {:>7} {:<16} {:<9} {:>8.1} {:>5.1}% {:>8.0} {:>9} {:>7} {:>7} {:>8} {:>6} {:>6}",
                 t.pid,
@@ -223,12 +199,12 @@ pub fn analyze(a: AnalyzeArgs) -> CliResult {
             print!(" {:>10}", format!("#{}", i + 1));
         }
         println!();
-        for (ci, c) in reports[0].classes.iter().enumerate() {
+        for (ci, c) in reports[0].stats.classes.iter().enumerate() {
             print!("  {:<10}", c.class);
             for r in &reports {
                 print!(
                     " {:>10}",
-                    r.classes[ci]
+                    r.stats.classes[ci]
                         .bias_pct
                         .map_or("-".into(), |b| format!("{b:+.1}"))
                 );
@@ -310,17 +286,7 @@ pub struct ReportArgs {
 pub fn report(a: ReportArgs) -> CliResult {
     use schedrec_analysis::report::{html, Context};
     let (reader, t, summary) = schedrec_analysis::load_with_summary(&a.file, a.window_ms, false)?;
-    let mut ts = tasks(&t)?;
-    let cs = classes(&ts);
-    let dyns = dynamics(&t, a.window_ms);
-    let class_of = ts.iter().map(|t| (t.pid, t.class)).collect();
-    let cd = per_class(&dyns, &class_of);
-    let corr = error_correlations(&t, &ts);
-    ts.truncate(a.top);
-    let top_dyns: Vec<Dynamics> = ts
-        .iter()
-        .filter_map(|t| dyns.iter().find(|d| d.pid == t.pid).cloned())
-        .collect();
+    let st = stats(&t, a.window_ms, a.top)?;
     let m = reader.meta();
     let info = vec![
         format!("file:      {}", a.file.display()),
@@ -372,11 +338,11 @@ pub fn report(a: ReportArgs) -> CliResult {
             title: &title,
             info: &info,
             fidelity: &fidelity,
-            classes: &cs,
-            tasks: &ts,
-            class_dynamics: &cd,
-            correlations: &corr,
-            dynamics: &top_dyns,
+            classes: &st.classes,
+            tasks: &st.tasks,
+            class_dynamics: &st.class_dynamics,
+            correlations: &st.correlations,
+            dynamics: &st.dynamics,
             window_ms: a.window_ms,
         },
         m.nr_cpus,
