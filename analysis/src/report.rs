@@ -64,9 +64,11 @@ fn line_chart(
         let xv = x.0 + (x.1 - x.0) * k as f64 / 4.0;
         let _ = write!(
             svg,
-            r#"<text x="{:.1}" y="{}" text-anchor="middle">{xv:.0} {xunit}</text>"#,
+            r#"<text x="{:.1}" y="{}" text-anchor="{}">{xv:.0} {xunit}</text>"#,
             px(xv),
-            h - 8.0
+            h - 8.0,
+            // The last label ends at the plot's edge instead of past it.
+            if k == 4 { "end" } else { "middle" }
         );
     }
     for (v, label) in hlines {
@@ -247,73 +249,29 @@ fn opt(v: Option<f64>, d: usize) -> String {
 /// trace-visible util_avg, the kernel-exact model and the measured
 /// utilisation. Points are thinned to at most ~1500 per series.
 fn util_chart(t: &Tables, pid: u32, t0: u64, t1: u64) -> String {
-    let (w, h, ml, mb, mt) = (900.0, 260.0, 50.0, 30.0, 10.0);
     let r = &t.replay;
     let idx: Vec<usize> = (0..r.ts.len()).filter(|&i| r.pid[i] == pid).collect();
-    let span = (t1 - t0).max(1) as f64;
-    let x = |ts: u64| ml + (ts.saturating_sub(t0)) as f64 / span * (w - ml - 10.0);
-    let y = |u: f64| mt + (1.0 - (u / 1024.0).min(1.05)) * (h - mt - mb);
     let step = (idx.len() / 1500).max(1);
-    let mut svg = String::new();
-    let _ = write!(
-        svg,
-        r#"<svg viewBox="0 0 {w} {h}" width="{w}" height="{h}" xmlns="http://www.w3.org/2000/svg" font-size="11">"#
-    );
-    for u in [0.0, 256.0, 512.0, 768.0, 1024.0] {
-        let yy = y(u);
-        let _ = write!(
-            svg,
-            r##"<line x1="{ml}" x2="{}" y1="{yy:.1}" y2="{yy:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{u}</text>"##,
-            w - 10.0,
-            ml - 4.0,
-            yy + 4.0
-        );
-    }
-    let secs = span / 1e9;
-    for k in 0..=4 {
-        let ts = t0 + (span * k as f64 / 4.0) as u64;
-        let _ = write!(
-            svg,
-            r#"<text x="{:.1}" y="{}" text-anchor="middle">{:.2} s</text>"#,
-            x(ts),
-            h - 8.0,
-            secs * k as f64 / 4.0
-        );
-    }
-    let series: [(&str, &str, &[Option<u64>]); 3] = [
-        ("kernel util_avg", "#1f77b4", &r.kernel_util_avg),
-        ("kernel-exact model", "#ff7f0e", &r.exact_util_avg),
-        ("measured", "#2ca02c", &r.measured_util),
-    ];
-    for (k, (name, color, values)) in series.iter().enumerate() {
-        let pts: Vec<String> = idx
+    let series = [
+        ("kernel util_avg", COLORS[0], false, &r.kernel_util_avg),
+        ("kernel-exact model", COLORS[3], true, &r.exact_util_avg),
+        ("measured", COLORS[2], false, &r.measured_util),
+    ]
+    .map(|(name, color, dashed, values)| -> Series {
+        let pts = idx
             .iter()
             .step_by(step)
-            .filter_map(|&i| values[i].map(|v| format!("{:.1},{:.1}", x(r.ts[i]), y(v as f64))))
+            .filter_map(|&i| values[i].map(|v| (r.ts[i].saturating_sub(t0) as f64 / 1e6, v as f64)))
             .collect();
-        if !pts.is_empty() {
-            let dash = if k == 1 {
-                r#" stroke-dasharray="4 3""#
-            } else {
-                ""
-            };
-            let _ = write!(
-                svg,
-                r#"<polyline fill="none" stroke="{color}" stroke-width="1.2"{dash} points="{}"/>"#,
-                pts.join(" ")
-            );
-        }
-        let _ = write!(
-            svg,
-            r#"<rect x="{}" y="{}" width="12" height="3" fill="{color}"/><text x="{}" y="{}">{name}</text>"#,
-            ml + 10.0 + 170.0 * k as f64,
-            mt + 4.0,
-            ml + 26.0 + 170.0 * k as f64,
-            mt + 9.0
-        );
-    }
-    svg.push_str("</svg>");
-    svg
+        (name.to_string(), color, dashed, pts)
+    });
+    line_chart(
+        &series,
+        (0.0, (t1.saturating_sub(t0)).max(1) as f64 / 1e6),
+        (0.0, 1024.0),
+        "ms",
+        &[],
+    )
 }
 
 /// Which task ran on each CPU over the first `window` ns: one row per CPU,
@@ -371,7 +329,7 @@ fn error_histogram(
     t: &Tables,
     classes_of: &std::collections::HashMap<u32, &'static str>,
 ) -> String {
-    let classes = ["cpu-bound", "io-bound", "periodic", "bursty"];
+    let classes = crate::analyze::CLASSES;
     let bins = 33usize; // -512..=512 in steps of 32
     let mut counts = vec![vec![0u64; bins]; classes.len()];
     let r = &t.replay;
