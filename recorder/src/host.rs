@@ -62,6 +62,19 @@ pub fn config_hz(release: &str) -> Option<u32> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// Pins the calling thread to `cpu`.
+pub fn pin_thread(cpu: u32) -> std::io::Result<()> {
+    // SAFETY: a zeroed cpu_set_t with one bit set, for this thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu as usize, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 /// Local timer interrupts so far on `cpu` (the `LOC:` line of
 /// /proc/interrupts, x86), if the kernel shows them.
 fn local_timer_interrupts(cpu: u32) -> Option<u64> {
@@ -97,14 +110,7 @@ pub fn infer_hz(ms: u64) -> Option<u32> {
             return None;
         }
         let cpu = cpu as u32;
-        // SAFETY: a zeroed cpu_set_t with one bit set, for this thread.
-        unsafe {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            libc::CPU_SET(cpu as usize, &mut set);
-            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-                return None;
-            }
-        }
+        pin_thread(cpu).ok()?;
         let (n0, t0) = (
             local_timer_interrupts(cpu)?,
             clock_ns(libc::CLOCK_MONOTONIC),

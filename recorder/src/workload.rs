@@ -87,16 +87,8 @@ fn thread_cpu_ns() -> u64 {
 
 fn pin(cpu: Option<u32>) {
     if let Some(cpu) = cpu {
-        // SAFETY: a zeroed cpu_set_t with one bit set, for this thread.
-        unsafe {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            libc::CPU_SET(cpu as usize, &mut set);
-            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-                eprintln!(
-                    "schedrec: warning: cannot pin to CPU {cpu}: {}",
-                    std::io::Error::last_os_error()
-                );
-            }
+        if let Err(e) = crate::host::pin_thread(cpu) {
+            eprintln!("schedrec: warning: cannot pin to CPU {cpu}: {e}");
         }
     }
 }
