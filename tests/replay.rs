@@ -74,8 +74,11 @@ fn full_pelt_mixed_workload_is_reproduced() {
 
 #[test]
 fn switch_pelt_recordings_are_reproduced() {
-    // --pelt switch: no sums (the window position is inferred), no pick
-    // times (derived from the clock rules), ticks emulated on the HZ grid.
+    // --pelt switch: no sums (rebuilt from the averages; the window position
+    // follows from last_update_time), no pick times (derived from the clock
+    // rules), ticks emulated on the HZ grid. Every sample after the first is
+    // judged, including the first periods after an anchor from averages
+    // alone, where a sum off by up to one divider can show as ±1.
     for (file, comm) in [
         ("periodic-16ms-50pct.sched", "periodic"),
         ("step-10-80-10.sched", "step"),
@@ -84,7 +87,7 @@ fn switch_pelt_recordings_are_reproduced() {
         let (n, exact, _, max) = task_util(&s, comm);
         assert!(n >= 300, "{file}: {n} samples");
         assert!(
-            exact >= 0.97 && max <= 1,
+            exact >= 0.96 && max <= 1,
             "{file} {comm}: exact {exact}, max {max}"
         );
         assert!(reanchor_rate(&s) <= 0.01, "{file}: {s:#}");
@@ -243,4 +246,49 @@ fn bad_input_is_one_clear_line() {
             .unwrap();
         common::one_line_error(&o);
     }
+}
+
+#[test]
+fn every_recorded_window_position_follows_from_last_update_time() {
+    // The rule the replay uses where `--pelt switch` does not record
+    // `period_contrib`: every sched_avg starts at last_update_time 0 and
+    // period_contrib 0, both advance by the same whole 1024 ns units, and
+    // attach copies both from the cfs_rq, so period_contrib ==
+    // (last_update_time >> 10) % 1024 for every task, group entity and
+    // run-queue. Checked on every state the kernel left in the `--pelt full`
+    // fixtures.
+    use schedrec_format::{Filter, Reader, Record};
+    use schedrec_replay::model::lattice_period_contrib;
+    let mut checked = 0u64;
+    for name in [
+        "periodic-16ms-50pct-full.sched",
+        "mixed-pelt-full.sched",
+        "io.sched",
+        "burst-300-300.sched",
+    ] {
+        let r = Reader::open(fixture(name)).unwrap();
+        for rec in r.records(Filter::default()) {
+            let states = match rec.unwrap() {
+                Record::Switch(s) => vec![(s.prev_pelt, s.prev_sums), (s.next_pelt, s.next_sums)],
+                Record::Wakeup(w) => vec![(w.pelt, w.sums)],
+                Record::Pelt(p) => vec![(Some(p.avg), p.sums)],
+                _ => continue,
+            };
+            for (avg, sums) in states {
+                let (Some(a), Some(s)) = (avg, sums) else {
+                    continue;
+                };
+                if a.last_update_time == 0 {
+                    continue; // idle, or never in the fair class
+                }
+                assert_eq!(
+                    s.period_contrib,
+                    lattice_period_contrib(a.last_update_time),
+                    "{name}: {a:?} {s:?}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 300_000, "{checked} states checked");
 }

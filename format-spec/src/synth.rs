@@ -857,8 +857,7 @@ impl<'s> Sim<'s> {
             return None;
         }
         let t = &self.tasks[ti];
-        // The PELT clock lags ktime a little (steal time) and sits on a 1024 ns grid.
-        let lut = (t.last - t.last / 20_000) & !1023;
+        let lut = pelt_clock(t.last);
         Some(PeltAvg {
             util_avg: t.util as u64,
             load_avg: if on_rq {
@@ -876,12 +875,21 @@ impl<'s> Sim<'s> {
 
     fn pelt_sums(&self, ti: usize) -> PeltSums {
         let t = &self.tasks[ti];
-        let divider = 47742.0 - 1024.0 + (t.last / 1024 % 1024) as f64;
+        // As in the kernel, the window position follows from the PELT time:
+        // both advance by whole 1024 ns units from 0.
+        let period_contrib = ((pelt_clock(t.last) >> 10) % 1024) as u32;
+        let divider = 47742.0 - 1024.0 + period_contrib as f64;
         PeltSums {
             load_sum: (t.runnable * divider / 1024.0) as u64,
             runnable_sum: (t.runnable * divider) as u64,
             util_sum: (t.util * divider) as u64,
-            period_contrib: (t.last / 1024 % 1024) as u32,
+            period_contrib,
         }
     }
+}
+
+/// The PELT time of an update at trace time `ts`: the PELT clock lags the
+/// trace clock a little (steal time) and sits on a 1024 ns grid.
+fn pelt_clock(ts: u64) -> u64 {
+    (ts - ts / 20_000) & !1023
 }

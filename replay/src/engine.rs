@@ -110,7 +110,7 @@ pub struct Summary {
     /// Kernel samples the reference was judged on.
     pub samples: u64,
     /// Samples not judged, by reason: `init` (first sight), `reanchor`,
-    /// `window` (window position still being resolved), `warmup` (--init zero).
+    /// `warmup` (--init zero).
     pub excluded: BTreeMap<&'static str, u64>,
     /// Tasks replayed (fair class).
     pub tasks: u64,
@@ -302,6 +302,22 @@ pub fn replay(
                     off[c] = Some((r.ts as i64).wrapping_sub(lut as i64));
                 }
                 let o = cpu_off(&off, r.cpu);
+                if c < nr_cpus && curr[c] != 0 && curr[c] != r.prev.pid {
+                    // The CPU was running another task than the one it
+                    // switches away from: that task's switch out is missing.
+                    pass.route(
+                        curr[c],
+                        None,
+                        Event {
+                            ts: r.ts,
+                            cpu: r.cpu,
+                            off: o,
+                            kind: EventKind::Unseen,
+                            k: None,
+                            sums: None,
+                        },
+                    );
+                }
                 // The PELT time of next's pick. After a switch out of a fair
                 // task it is prev's update time (same rq clock). Out of idle,
                 // the wakeup that ended the idle asked for a reschedule and

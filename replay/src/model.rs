@@ -56,19 +56,12 @@ pub trait TaskModel: Send {
     fn dequeue_sleep(&mut self, now: u64, ts: u64, inp: Inputs);
     /// Migration: the task's averages are attached to CPU `cpu`'s run-queue,
     /// whose PELT clock reads `lut`, at window position `period_contrib`
-    /// (None: unknown, to be resolved from later samples).
+    /// (None: not recorded; PELT's follows from `lut`, see
+    /// [`lattice_period_contrib`]).
     fn attach(&mut self, lut: u64, period_contrib: Option<u32>, cpu: u32);
     /// Copy the kernel's state (initialisation or re-anchoring), `now`
     /// being the PELT time the sample describes, on CPU `cpu`.
     fn anchor(&mut self, k: &PeltAvg, sums: Option<&PeltSums>, now: u64, ts: u64, cpu: u32);
-    /// A kernel sample at this point (after this step), which the model may
-    /// use to resolve unknowns; it must not copy it.
-    fn observe(&mut self, _k: &PeltAvg) {}
-    /// Whether the model is still resolving an unknown (its values are
-    /// provisional and not counted in fidelity).
-    fn warming_up(&self) -> bool {
-        false
-    }
     fn values(&self, ts: u64) -> Values;
     /// Events were lost: forget what depends on continuity.
     fn reset(&mut self) {}
@@ -183,15 +176,11 @@ impl Model for Pelt {
     }
     fn task(&self, info: TaskInfo) -> Box<dyn TaskModel> {
         Box::new(PeltTask {
-            states: vec![PeltState::default()],
-            score: vec![0],
-            observed: 0,
+            st: PeltState::default(),
             mult: (32 / self.halflife_ms) as u64,
             util_est: self.util_est,
             info,
             started: false,
-            cpu: u32::MAX,
-            phases: Vec::new(),
         })
     }
 }
@@ -203,33 +192,13 @@ struct PeltState {
     enqueued: u32,
 }
 
-/// Samples during which a task's values are provisional (not judged) while
-/// candidate window positions (all 1024) are scored.
-const PHASE_WARMUP: u32 = 12;
-/// Samples after which the best candidate is kept even if others tie.
-const PHASE_SAMPLES: u32 = 200;
-/// Candidates whose accumulated error exceeds the best's by more than this
-/// are dropped.
-const PHASE_SLACK: u64 = 2;
-
-/// One task's PELT. `states` holds one state, or, while the position of the
-/// task's 1024 µs window is unknown (initialised from averages alone), one
-/// candidate per position, scored against the kernel's samples.
+/// One task's PELT.
 struct PeltTask {
-    states: Vec<PeltState>,
-    score: Vec<u64>,
-    observed: u32,
+    st: PeltState,
     mult: u64,
     util_est: UtilEst,
     info: TaskInfo,
     started: bool,
-    /// The CPU whose run-queue window the task follows (it adopted it at
-    /// its last attach).
-    cpu: u32,
-    /// Window positions this task has learnt, per CPU: the PELT time of a
-    /// period boundary of the cfs_rq it attaches to on that CPU, modulo one
-    /// period (every task attached there shares it, and it never moves).
-    phases: Vec<(u32, u64)>,
 }
 
 /// The sums `attach_entity_load_avg()` rebuilds from the averages.
@@ -244,6 +213,20 @@ fn attach_sums(sa: &mut SchedAvg, weight: u64) {
     } else {
         sa.load_sum = 1;
     }
+}
+
+/// The sums of a kernel sample known by its averages alone: each average
+/// is `sum / divider` rounded down, so its sum lies in
+/// `[avg × divider, (avg + 1) × divider)`; the middle of that range halves
+/// the worst error of `attach_sums()`'s lower end (which is what the kernel
+/// itself does at attach, where it is exact).
+fn estimate_sums(sa: &mut SchedAvg, weight: u64) {
+    let divider = get_pelt_divider(sa) as u64;
+    let mid = |avg: u64| avg * divider + divider / 2;
+    sa.util_sum = mid(sa.util_avg) as u32;
+    sa.runnable_sum = mid(sa.runnable_avg);
+    let w = se_weight(weight).max(1);
+    sa.load_sum = (mid(sa.load_avg) / w).max(1);
 }
 
 /// `within_margin(value, margin)` (≤ v6.7).
@@ -289,47 +272,22 @@ fn util_est_update_pre68(st: &mut PeltState, runnable: u64, capacity: u64) {
     st.sa.util_est = ewma;
 }
 
-/// One PELT period in ns (1024 units of 1024 ns).
-const PERIOD_NS: u64 = 1 << 20;
+/// The window position (`period_contrib`) of a PELT update at `lut`.
+///
+/// Every `sched_avg` starts with `last_update_time` = 0 and
+/// `period_contrib` = 0 (`init_cfs_rq()`, `init_entity_runnable_average()`),
+/// `___update_load_sum()` advances `last_update_time` by whole 1024 ns units
+/// and `accumulate_sum()` advances `period_contrib` by the same units modulo
+/// 1024, and `attach_entity_load_avg()` copies both from the cfs_rq: so
+/// `period_contrib == (last_update_time >> 10) % 1024` for every entity
+/// and run-queue, for ever. The period boundaries of all of them fall on
+/// multiples of 1024 × 1024 ns of the PELT clock. (Every one of the 307 682
+/// `sched_avg` states in the `--pelt full` fixtures obeys it; a test checks.)
+pub fn lattice_period_contrib(lut: u64) -> u32 {
+    ((lut >> 10) % 1024) as u32
+}
 
 impl PeltTask {
-    /// Remembers the window position of the CPU the task follows, once its
-    /// state is a single one.
-    fn learn_phase(&mut self) {
-        if self.states.len() != 1 || self.mult != 1 || self.cpu == u32::MAX {
-            return;
-        }
-        let sa = &self.states[0].sa;
-        let boundary = sa
-            .last_update_time
-            .wrapping_sub((sa.period_contrib as u64) << 10);
-        let phase = boundary % PERIOD_NS;
-        match self.phases.iter_mut().find(|(c, _)| *c == self.cpu) {
-            Some(p) => p.1 = phase,
-            None => self.phases.push((self.cpu, phase)),
-        }
-    }
-
-    /// The window position on `cpu` at PELT time `lut`, if learnt.
-    fn known_pc(&self, cpu: u32, lut: u64) -> Option<u32> {
-        let (_, phase) = self.phases.iter().find(|(c, _)| *c == cpu)?;
-        Some(((((lut % PERIOD_NS) + PERIOD_NS - phase) % PERIOD_NS) >> 10) as u32)
-    }
-
-    /// The candidate whose values are reported: among those with the least
-    /// accumulated error (usually a contiguous run of window positions),
-    /// the middle one.
-    fn best(&self) -> usize {
-        if self.states.len() == 1 {
-            return 0;
-        }
-        let min = self.score.iter().copied().min().unwrap_or(0);
-        let tied: Vec<usize> = (0..self.states.len())
-            .filter(|&i| self.score[i] == min)
-            .collect();
-        tied[tied.len() / 2]
-    }
-
     fn util_est_sleep(&self, st: &mut PeltState) {
         let sa = &st.sa;
         match self.util_est {
@@ -360,29 +318,6 @@ impl PeltTask {
             st.enqueued &= !UTIL_AVG_UNCHANGED;
         }
     }
-
-    /// Fills `states` with one candidate per window position.
-    fn spread_phases(&mut self, base: PeltState) {
-        if self.mult != 1 {
-            // Another half-life's windows are not the kernel's: nothing to
-            // search against its samples. Its window starts here.
-            let mut st = base;
-            st.sa.period_contrib = 0;
-            attach_sums(&mut st.sa, self.info.weight);
-            self.states = vec![st];
-            self.score = vec![0];
-            return;
-        }
-        self.states.clear();
-        for pc in 0..1024 {
-            let mut st = base;
-            st.sa.period_contrib = pc;
-            attach_sums(&mut st.sa, self.info.weight);
-            self.states.push(st);
-        }
-        self.score = vec![0; self.states.len()];
-        self.observed = 0;
-    }
 }
 
 impl TaskModel for PeltTask {
@@ -391,18 +326,15 @@ impl TaskModel for PeltTask {
             return;
         }
         let now = now * self.mult;
-        let skip_crossing = tick && !tick_may_cross && self.mult == 1;
-        let mut states = std::mem::take(&mut self.states);
-        for st in &mut states {
-            if skip_crossing {
-                let delta = now.wrapping_sub(st.sa.last_update_time);
-                if (delta as i64) > 0 && ((delta >> 10) + st.sa.period_contrib as u64) >= 1024 {
-                    continue;
-                }
+        let mut st = self.st;
+        if tick && !tick_may_cross && self.mult == 1 {
+            let delta = now.wrapping_sub(st.sa.last_update_time);
+            if (delta as i64) > 0 && ((delta >> 10) + st.sa.period_contrib as u64) >= 1024 {
+                return;
             }
-            self.pelt_update(st, now, inp);
         }
-        self.states = states;
+        self.pelt_update(&mut st, now, inp);
+        self.st = st;
     }
 
     fn dequeue_sleep(&mut self, now: u64, _ts: u64, inp: Inputs) {
@@ -416,50 +348,38 @@ impl TaskModel for PeltTask {
                 sample_before_update: true
             }
         );
-        let mut states = std::mem::take(&mut self.states);
-        for st in &mut states {
-            if before {
-                self.util_est_sleep(st);
-            }
-            self.pelt_update(st, now, inp);
-            if !before {
-                self.util_est_sleep(st);
-            }
+        let mut st = self.st;
+        if before {
+            self.util_est_sleep(&mut st);
         }
-        self.states = states;
+        self.pelt_update(&mut st, now, inp);
+        if !before {
+            self.util_est_sleep(&mut st);
+        }
+        self.st = st;
     }
 
-    fn attach(&mut self, lut: u64, period_contrib: Option<u32>, cpu: u32) {
+    fn attach(&mut self, lut: u64, period_contrib: Option<u32>, _cpu: u32) {
         if !self.started {
             return;
         }
-        let lut = lut * self.mult;
-        let mut base = self.states[self.best()];
-        base.sa.last_update_time = lut;
-        self.cpu = cpu;
-        let pc = match period_contrib {
-            Some(pc) if self.mult == 1 => Some(pc),
-            _ if self.mult == 1 => self.known_pc(cpu, lut),
-            _ => None,
+        // The cfs_rq's last_update_time is on the 1024 ns grid.
+        let lut = (lut * self.mult) & !1023;
+        let sa = &mut self.st.sa;
+        sa.last_update_time = lut;
+        sa.period_contrib = match period_contrib {
+            Some(pc) if self.mult == 1 => pc,
+            _ => lattice_period_contrib(lut),
         };
-        match pc {
-            Some(pc) => {
-                base.sa.period_contrib = pc;
-                attach_sums(&mut base.sa, self.info.weight);
-                self.states = vec![base];
-                self.score = vec![0];
-                self.learn_phase();
-            }
-            None => self.spread_phases(base),
-        }
+        attach_sums(sa, self.info.weight);
     }
 
-    fn anchor(&mut self, k: &PeltAvg, sums: Option<&PeltSums>, now: u64, _ts: u64, cpu: u32) {
+    fn anchor(&mut self, k: &PeltAvg, sums: Option<&PeltSums>, now: u64, _ts: u64, _cpu: u32) {
         self.started = true;
-        self.cpu = cpu;
+        let lut = now * self.mult;
         let mut st = PeltState {
             sa: SchedAvg {
-                last_update_time: now * self.mult,
+                last_update_time: lut,
                 load_avg: k.load_avg,
                 runnable_avg: k.runnable_avg,
                 util_avg: k.util_avg,
@@ -476,72 +396,20 @@ impl TaskModel for PeltTask {
                 st.sa.runnable_sum = s.runnable_sum;
                 st.sa.util_sum = s.util_sum as u32;
                 st.sa.period_contrib = s.period_contrib;
-                self.states = vec![st];
-                self.score = vec![0];
-                self.learn_phase();
             }
-            _ => match self.known_pc(cpu, now).filter(|_| self.mult == 1) {
-                Some(pc) => {
-                    st.sa.period_contrib = pc;
-                    attach_sums(&mut st.sa, self.info.weight);
-                    self.states = vec![st];
-                    self.score = vec![0];
-                }
-                None => self.spread_phases(st),
-            },
+            _ => {
+                st.sa.period_contrib = lattice_period_contrib(lut);
+                estimate_sums(&mut st.sa, self.info.weight);
+            }
         }
-    }
-
-    fn observe(&mut self, k: &PeltAvg) {
-        if self.states.len() == 1 {
-            return;
-        }
-        for (st, score) in self.states.iter().zip(self.score.iter_mut()) {
-            *score += st.sa.util_avg.abs_diff(k.util_avg)
-                + st.sa.runnable_avg.abs_diff(k.runnable_avg)
-                + st.sa.load_avg.abs_diff(k.load_avg);
-        }
-        self.observed += 1;
-        let best = self.score.iter().copied().min().unwrap_or(0);
-        let keep: Vec<bool> = self
-            .score
-            .iter()
-            .map(|&s| s <= best + PHASE_SLACK)
-            .collect();
-        let mut i = 0;
-        self.states.retain(|_| {
-            i += 1;
-            keep[i - 1]
-        });
-        self.score.retain(|&s| s <= best + PHASE_SLACK);
-        if self.observed >= PHASE_WARMUP && self.states.len() > 1 {
-            // Once the warm-up is over keep only the positions with the least
-            // error (bounds the cost; on the fixtures it also chooses better
-            // than keeping every near-best one).
-            let min = self.score.iter().copied().min().unwrap_or(0);
-            let idx: Vec<usize> = (0..self.states.len())
-                .filter(|&i| self.score[i] == min)
-                .collect();
-            self.states = idx.iter().map(|&i| self.states[i]).collect();
-            self.score = vec![min; idx.len()];
-        }
-        if self.observed >= PHASE_SAMPLES || self.states.len() == 1 {
-            let b = self.best();
-            self.states = vec![self.states[b]];
-            self.score = vec![0];
-            self.learn_phase();
-        }
-    }
-
-    fn warming_up(&self) -> bool {
-        self.states.len() > 1 && self.observed < PHASE_WARMUP
+        self.st = st;
     }
 
     fn values(&self, _ts: u64) -> Values {
         if !self.started {
             return Values::default();
         }
-        let st = &self.states[self.best()];
+        let st = &self.st;
         Values {
             util_avg: Some(st.sa.util_avg),
             load_avg: Some(st.sa.load_avg),
@@ -553,10 +421,9 @@ impl TaskModel for PeltTask {
 
     fn set_weight(&mut self, weight: u64) {
         self.info.weight = weight;
-        for st in &mut self.states {
-            let divider = get_pelt_divider(&st.sa) as u64;
-            st.sa.load_avg = se_weight(weight) * st.sa.load_sum / divider;
-        }
+        let sa = &mut self.st.sa;
+        let divider = get_pelt_divider(sa) as u64;
+        sa.load_avg = se_weight(weight) * sa.load_sum / divider;
     }
 }
 

@@ -86,6 +86,10 @@ pub enum EventKind {
     Exit,
     /// Events were lost: the timeline breaks here.
     Lost,
+    /// The task's switch out never reached the trace: its CPU switched away
+    /// from another task while the timeline had this one running there.
+    /// Its timeline breaks here, and its next kernel sample re-anchors it.
+    Unseen,
 }
 
 /// A record about one task, prepared by the sequential pass.
@@ -162,6 +166,9 @@ pub struct TaskSim {
     last_now: u64,
     /// Set when the models hold no kernel state yet (or after a loss).
     unanchored: bool,
+    /// The timeline broke at an unseen switch out (the next anchor is a
+    /// re-anchor).
+    lost_sight: bool,
     first_ts: Option<u64>,
     /// A wakeup migration in progress: the estimated PELT time of the
     /// source run-queue's sync.
@@ -192,6 +199,7 @@ impl TaskSim {
             last_ts: 0,
             last_now: 0,
             unanchored: true,
+            lost_sight: false,
             first_ts: None,
             migrating: None,
             attach_at: None,
@@ -308,8 +316,11 @@ impl TaskSim {
             exact
         };
         let mut excluded = excluded;
-        if excluded.is_none() && self.models[0].warming_up() {
-            excluded = Some("window");
+        if excluded == Some("init") && self.lost_sight {
+            // Not a first sight: the re-anchor after an unseen switch out.
+            excluded = Some("reanchor");
+            self.lost_sight = false;
+            self.reanchors += 1;
         }
         if excluded.is_none()
             && cfg.init_zero
@@ -328,10 +339,7 @@ impl TaskSim {
                 (k.util_est & !crate::pelt::UTIL_AVG_UNCHANGED) as u64,
             );
         }
-        if let Some(k) = ev.k {
-            for m in &mut self.models {
-                m.observe(&k);
-            }
+        if ev.k.is_some() {
             self.last_k_util_sum = ev.sums.map(|s| s.util_sum);
             self.ran_since_k = self.state == State::Running;
         }
@@ -418,7 +426,13 @@ impl TaskSim {
                 self.state = State::Unknown;
                 return;
             }
-            EventKind::Lost => {
+            EventKind::Lost | EventKind::Unseen => {
+                if ev.kind == EventKind::Unseen {
+                    if self.state != State::Running || self.unanchored {
+                        return;
+                    }
+                    self.lost_sight = true;
+                }
                 for m in &mut self.models {
                     m.reset();
                 }
@@ -448,6 +462,7 @@ impl TaskSim {
             for m in &mut self.models {
                 m.anchor(&zero, Some(&zs), now, ev.ts, ev.cpu);
             }
+            self.last_now = now;
             self.unanchored = false;
             self.first_ts.get_or_insert(ev.ts);
         }
@@ -465,7 +480,7 @@ impl TaskSim {
                     self.set_state(State::Sleeping, ev.ts);
                 }
             }
-            EventKind::Exit | EventKind::Lost => unreachable!(),
+            EventKind::Exit | EventKind::Lost | EventKind::Unseen => unreachable!(),
         }
     }
 
@@ -520,7 +535,19 @@ impl TaskSim {
                 out.push(row);
             }
             State::Waiting | State::Running => {
-                // Not an enqueue: the kernel made no update.
+                // Not an enqueue: the kernel made no update, so its
+                // last_update_time is that of the task's last update — no
+                // later than the last tick the model applied. Much later, the
+                // task was not running or queued after all (a switch out
+                // that never reached the tracepoint, seen on this VM): the
+                // timeline is broken, re-anchor.
+                if cfg.clock == Clock::Pelt
+                    && k.last_update_time > self.last_now.saturating_add(2 * cfg.tick_ns)
+                {
+                    self.reanchor(cfg, ev, "wakeup", out);
+                    self.set_state(State::Waiting, ev.ts);
+                    return;
+                }
                 let row = self.row(cfg, ev, "wakeup", None);
                 out.push(row);
             }
@@ -542,12 +569,23 @@ impl TaskSim {
         // vCPU loses time to steal). The estimate from the destination's last
         // known clock offset is kept within them; on the fixtures this beats
         // either bound alone.
-        let at = match (ev.k, cfg.clock) {
-            (Some(k), Clock::Pelt) => {
-                let lut = k.last_update_time;
-                at.clamp(lut.saturating_sub(ev.ts.saturating_sub(migrated_ts)), lut)
-            }
-            _ => at,
+        // This update's exact PELT time: the kernel's sample, or the pick's
+        // clock (an estimate from another CPU's offset can be off by the
+        // hundreds of ms between CPUs' PELT clocks early in a trace).
+        let exact = match (cfg.clock, ev.k, ev.kind) {
+            (Clock::Pelt, Some(k), _) => Some(k.last_update_time),
+            (
+                Clock::Pelt,
+                None,
+                EventKind::SwitchIn {
+                    pick_now: Some(n), ..
+                },
+            ) => Some(n),
+            _ => None,
+        };
+        let at = match exact {
+            Some(lut) => at.clamp(lut.saturating_sub(ev.ts.saturating_sub(migrated_ts)), lut),
+            None => at,
         };
         let (at, pc) = match (ev.k, ev.sums, cfg.clock) {
             (Some(k), Some(s), Clock::Pelt) if k.last_update_time >= at => {
@@ -656,8 +694,9 @@ impl TaskSim {
         }
         let consistent = match self.state {
             // (`curr` is not required: the switch-in may be one the trace
-            // missed, proven below by a rise in util_avg.)
-            State::Running => k.on_rq,
+            // missed, proven below by a rise in util_avg.) A running task is
+            // never delayed: dequeue_entity() updates before set_delayed().
+            State::Running => k.on_rq && !k.sched_delayed,
             State::Waiting => k.on_rq && !k.sched_delayed,
             State::Delayed => k.on_rq,
             // A sleeping task's sample: a wakeup-path sync or the wakeup's
