@@ -327,3 +327,20 @@ fn full_disk_keeps_what_fit() {
     let dump = ok(&["dump", out.to_str().unwrap(), "--jsonl"]);
     assert!(dump.lines().count() > 1000);
 }
+
+#[test]
+fn replay_of_a_trace_damaged_mid_file_stops_with_one_line() {
+    // The records are read on a thread of their own: an error there must
+    // end the replay with the reader's message, not hang or panic.
+    let dir = tempfile::tempdir().unwrap();
+    let src = root().join("fixtures/mixed-pelt-full.sched");
+    let mut bytes = std::fs::read(&src).unwrap();
+    let mid = bytes.len() / 2;
+    for b in &mut bytes[mid..mid + 4096] {
+        *b ^= 0x5a;
+    }
+    let bad = dir.path().join("bad.sched");
+    std::fs::write(&bad, bytes).unwrap();
+    let err = fails(&["replay", bad.to_str().unwrap(), "--json", "--quiet"]);
+    assert!(err.contains("chunk") && err.contains("checksum"), "{err}");
+}

@@ -2,6 +2,7 @@
 //! (in parallel with rayon), and record iteration merged in time order.
 
 use std::cmp::Reverse;
+use std::collections::binary_heap::PeekMut;
 use std::collections::{BinaryHeap, VecDeque};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -437,18 +438,24 @@ impl Records<'_> {
                 self.activate()?;
                 continue;
             }
-            let Some(Reverse((_, chunk, slot))) = self.heap.pop() else {
-                return Ok(None);
+            // The earliest cursor yields its record and moves on in place
+            // (one sift of the heap, not a pop and a push).
+            let rec = {
+                let Some(mut top) = self.heap.peek_mut() else {
+                    return Ok(None);
+                };
+                let Reverse((_, _, slot)) = *top;
+                let cur = self.active[slot].as_mut().expect("active cursor");
+                let rec = cur.d.record(cur.order[cur.next] as usize)?;
+                cur.next += 1;
+                if cur.next < cur.order.len() {
+                    top.0 .0 = cur.d.columns.ts()[cur.order[cur.next] as usize];
+                } else {
+                    PeekMut::pop(top);
+                    self.active[slot] = None;
+                }
+                rec
             };
-            let cur = self.active[slot].as_mut().expect("active cursor");
-            let rec = cur.d.record(cur.order[cur.next] as usize)?;
-            cur.next += 1;
-            if cur.next < cur.order.len() {
-                let ts = cur.d.columns.ts()[cur.order[cur.next] as usize];
-                self.heap.push(Reverse((ts, chunk, slot)));
-            } else {
-                self.active[slot] = None;
-            }
             if let Some(to) = self.filter.to {
                 if rec.ts() > to && self.pending.is_empty() && self.heap.is_empty() {
                     return Ok(None);

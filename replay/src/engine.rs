@@ -4,7 +4,9 @@
 //! timelines in parallel (tasks are independent once their events are
 //! known). Memory: the tasks plus one batch of events, never the trace.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use rayon::prelude::*;
 use schedrec_format::{Entity, Filter, PeltMode, Reader, Record, UtilEstLayout};
@@ -35,6 +37,10 @@ pub fn fair_weight(prio: i32, policy: Option<u32>) -> Option<u64> {
     }
     Some(SCHED_PRIO_TO_WEIGHT[(prio - 100) as usize])
 }
+
+/// Records read ahead per hand-over between the reading thread and the
+/// routing.
+const READ_AHEAD: usize = 4096;
 
 /// How to replay.
 pub struct Options {
@@ -204,14 +210,14 @@ pub fn replay(
     let mut pass = Pass {
         models,
         caps,
-        by_pid: HashMap::new(),
+        by_pid: HashMap::default(),
         slots: Vec::new(),
-        policy: HashMap::new(),
-        comms: HashMap::new(),
-        skipped: HashSet::new(),
+        policy: HashMap::default(),
+        comms: HashMap::default(),
+        skipped: HashSet::default(),
         dead: Vec::new(),
         free: Vec::new(),
-        exited: HashSet::new(),
+        exited: HashSet::default(),
         done_fid: Fidelity::default(),
         done_reanchors: 0,
         done_tasks: 0,
@@ -240,6 +246,7 @@ pub fn replay(
     // Buffers reused from batch to batch (fresh pages cost more than the
     // replay itself).
     let mut rows: Vec<Row> = Vec::new();
+    let mut keys: Vec<(u64, u32, u32, u32)> = Vec::new();
     let mut run_batch = |pass: &mut Pass,
                          excluded: &mut BTreeMap<&'static str, u64>,
                          rows_total: &mut u64|
@@ -252,11 +259,23 @@ pub fn replay(
                     s.sim.step(&cfg, &e, &mut s.out);
                 }
             });
+        // Into time order: sort small keys (each task's rows are in order
+        // already; the row index keeps them so), then copy each row once.
+        keys.clear();
+        for (si, s) in pass.slots.iter().enumerate() {
+            for (ri, r) in s.out.iter().enumerate() {
+                keys.push((r.ts, r.pid, si as u32, ri as u32));
+            }
+        }
+        keys.par_sort_unstable();
+        rows.extend(
+            keys.iter()
+                .map(|&(_, _, si, ri)| pass.slots[si as usize].out[ri as usize].clone()),
+        );
         for s in pass.slots.iter_mut() {
-            rows.append(&mut s.out);
+            s.out.clear();
         }
         pass.retire_dead();
-        rows.par_sort_by_key(|r| (r.ts, r.pid));
         for r in &rows {
             if let Some(why) = r.excluded {
                 *excluded.entry(why).or_default() += 1;
@@ -268,231 +287,256 @@ pub fn replay(
         Ok(())
     };
 
-    for rec in reader.records(Filter::default()) {
-        let mut rec = rec?;
-        if as_switch {
-            match &mut rec {
-                Record::Switch(r) => {
-                    r.prev_sums = None;
-                    r.next_sums = None;
-                    r.next_pelt = None;
+    // Reading and decoding run on a thread of their own, a few batches of
+    // records ahead of the routing: the two are the sequential part of a
+    // replay, and overlap this way.
+    std::thread::scope(|scope| -> Result<(), Error> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<schedrec_format::Result<Record>>>(4);
+        scope.spawn(move || {
+            let mut buf = Vec::with_capacity(READ_AHEAD);
+            for rec in reader.records(Filter::default()) {
+                let stop = rec.is_err();
+                buf.push(rec);
+                if buf.len() == READ_AHEAD || stop {
+                    // The routing stopped (an error): so does the reading.
+                    if tx
+                        .send(std::mem::replace(&mut buf, Vec::with_capacity(READ_AHEAD)))
+                        .is_err()
+                        || stop
+                    {
+                        return;
+                    }
                 }
-                Record::Wakeup(r) => r.sums = None,
-                Record::Pelt(_) => continue,
-                _ => {}
             }
-        }
-        records += 1;
-        last_ts = last_ts.max(rec.ts());
-        match &rec {
-            Record::Switch(r) => {
-                let c = r.cpu as usize;
-                // Only a fair task's sched_avg is maintained (an RT task's
-                // holds stale values, and last_update_time 0 when it never
-                // ran in the fair class).
-                let prev_lut = r
-                    .prev_pelt
-                    .filter(|p| {
-                        r.prev.pid != 0
-                            && fair_weight(r.prev.prio, None).is_some()
-                            && p.last_update_time != 0
-                    })
-                    .map(|p| p.last_update_time);
-                if let (Some(lut), true) = (prev_lut, c < nr_cpus) {
-                    off[c] = Some((r.ts as i64).wrapping_sub(lut as i64));
+            let _ = tx.send(buf);
+        });
+        for rec in rx.iter().flatten() {
+            let mut rec = rec?;
+            if as_switch {
+                match &mut rec {
+                    Record::Switch(r) => {
+                        r.prev_sums = None;
+                        r.next_sums = None;
+                        r.next_pelt = None;
+                    }
+                    Record::Wakeup(r) => r.sums = None,
+                    Record::Pelt(_) => continue,
+                    _ => {}
                 }
-                let o = cpu_off(&off, r.cpu);
-                if c < nr_cpus && curr[c] != 0 && curr[c] != r.prev.pid {
-                    // The CPU was running another task than the one it
-                    // switches away from: that task's switch out is missing.
-                    pass.route(
-                        curr[c],
-                        None,
-                        Event {
-                            ts: r.ts,
-                            cpu: r.cpu,
-                            off: o,
-                            kind: EventKind::Unseen,
-                            k: None,
-                            sums: None,
-                        },
-                    );
-                }
-                // The PELT time of next's pick. After a switch out of a fair
-                // task it is prev's update time (same rq clock). Out of idle,
-                // the wakeup that ended the idle asked for a reschedule and
-                // `rq_clock_skip_update()` made the pick reuse the
-                // enqueue's clock: the pick is at the wakeup's time.
-                let idle_wake = if r.prev.pid == 0 && c < nr_cpus {
-                    woke[c].take()
-                } else {
-                    None
-                };
-                let pick_now = prev_lut.or(idle_wake.map(|(lut, _)| lut));
-                let pick_ts = idle_wake.map_or(r.ts, |(_, ts)| ts);
-                if c < nr_cpus {
-                    woke[c] = None;
-                }
-                pass.route(
-                    r.prev.pid,
-                    Some(r.prev.prio),
-                    Event {
-                        ts: r.ts,
-                        cpu: r.cpu,
-                        off: o,
-                        kind: EventKind::SwitchOut {
-                            prev_state: r.prev_state,
-                        },
-                        k: r.prev_pelt,
-                        sums: r.prev_sums,
-                    },
-                );
-                pass.route(
-                    r.next.pid,
-                    Some(r.next.prio),
-                    Event {
-                        ts: r.ts,
-                        cpu: r.cpu,
-                        off: o,
-                        kind: EventKind::SwitchIn { pick_now, pick_ts },
-                        k: r.next_pelt,
-                        sums: r.next_sums,
-                    },
-                );
-                if c < nr_cpus {
-                    curr[c] = r.next.pid;
-                    // Tasks left delayed on this CPU are dequeued when the
-                    // kernel's pick reaches them, which the trace does not
-                    // show; the next pick on the CPU is the estimate (on the
-                    // fixtures it matches the kernel's load_avg more often than
-                    // keeping them queued until their wakeup).
-                    let drained = std::mem::take(&mut delayed[c]);
-                    for pid in drained {
+            }
+            records += 1;
+            last_ts = last_ts.max(rec.ts());
+            match &rec {
+                Record::Switch(r) => {
+                    let c = r.cpu as usize;
+                    // Only a fair task's sched_avg is maintained (an RT task's
+                    // holds stale values, and last_update_time 0 when it never
+                    // ran in the fair class).
+                    let prev_lut = r
+                        .prev_pelt
+                        .filter(|p| {
+                            r.prev.pid != 0
+                                && fair_weight(r.prev.prio, None).is_some()
+                                && p.last_update_time != 0
+                        })
+                        .map(|p| p.last_update_time);
+                    if let (Some(lut), true) = (prev_lut, c < nr_cpus) {
+                        off[c] = Some((r.ts as i64).wrapping_sub(lut as i64));
+                    }
+                    let o = cpu_off(&off, r.cpu);
+                    if c < nr_cpus && curr[c] != 0 && curr[c] != r.prev.pid {
+                        // The CPU was running another task than the one it
+                        // switches away from: that task's switch out is missing.
                         pass.route(
-                            pid,
+                            curr[c],
                             None,
                             Event {
                                 ts: r.ts,
                                 cpu: r.cpu,
                                 off: o,
-                                kind: EventKind::Pick,
+                                kind: EventKind::Unseen,
                                 k: None,
                                 sums: None,
                             },
                         );
                     }
-                    if r.prev_pelt.is_some_and(|p| p.on_rq && p.sched_delayed) {
-                        delayed[c].push(r.prev.pid);
+                    // The PELT time of next's pick. After a switch out of a fair
+                    // task it is prev's update time (same rq clock). Out of idle,
+                    // the wakeup that ended the idle asked for a reschedule and
+                    // `rq_clock_skip_update()` made the pick reuse the
+                    // enqueue's clock: the pick is at the wakeup's time.
+                    let idle_wake = if r.prev.pid == 0 && c < nr_cpus {
+                        woke[c].take()
+                    } else {
+                        None
+                    };
+                    let pick_now = prev_lut.or(idle_wake.map(|(lut, _)| lut));
+                    let pick_ts = idle_wake.map_or(r.ts, |(_, ts)| ts);
+                    if c < nr_cpus {
+                        woke[c] = None;
+                    }
+                    pass.route(
+                        r.prev.pid,
+                        Some(r.prev.prio),
+                        Event {
+                            ts: r.ts,
+                            cpu: r.cpu,
+                            off: o,
+                            kind: EventKind::SwitchOut {
+                                prev_state: r.prev_state,
+                            },
+                            k: r.prev_pelt,
+                            sums: r.prev_sums,
+                        },
+                    );
+                    pass.route(
+                        r.next.pid,
+                        Some(r.next.prio),
+                        Event {
+                            ts: r.ts,
+                            cpu: r.cpu,
+                            off: o,
+                            kind: EventKind::SwitchIn { pick_now, pick_ts },
+                            k: r.next_pelt,
+                            sums: r.next_sums,
+                        },
+                    );
+                    if c < nr_cpus {
+                        curr[c] = r.next.pid;
+                        // Tasks left delayed on this CPU are dequeued when the
+                        // kernel's pick reaches them, which the trace does not
+                        // show; the next pick on the CPU is the estimate (on the
+                        // fixtures it matches the kernel's load_avg more often than
+                        // keeping them queued until their wakeup).
+                        let drained = std::mem::take(&mut delayed[c]);
+                        for pid in drained {
+                            pass.route(
+                                pid,
+                                None,
+                                Event {
+                                    ts: r.ts,
+                                    cpu: r.cpu,
+                                    off: o,
+                                    kind: EventKind::Pick,
+                                    k: None,
+                                    sums: None,
+                                },
+                            );
+                        }
+                        if r.prev_pelt.is_some_and(|p| p.on_rq && p.sched_delayed) {
+                            delayed[c].push(r.prev.pid);
+                        }
                     }
                 }
-            }
-            Record::Wakeup(r) => {
-                let t = r.target_cpu as usize;
-                // Only a known fair task's PELT maps clocks (the recorder
-                // reads sched_avg at every wakeup, whatever the class).
-                let known = pass.by_pid.contains_key(&r.pid);
-                if let Some(p) = r.pelt.filter(|p| known && p.last_update_time != 0) {
-                    if t < nr_cpus {
-                        woke[t] = Some((p.last_update_time, r.ts));
-                        off[t] = Some((r.ts as i64).wrapping_sub(p.last_update_time as i64));
+                Record::Wakeup(r) => {
+                    let t = r.target_cpu as usize;
+                    // Only a known fair task's PELT maps clocks (the recorder
+                    // reads sched_avg at every wakeup, whatever the class).
+                    let known = pass.by_pid.contains_key(&r.pid);
+                    if let Some(p) = r.pelt.filter(|p| known && p.last_update_time != 0) {
+                        if t < nr_cpus {
+                            woke[t] = Some((p.last_update_time, r.ts));
+                            off[t] = Some((r.ts as i64).wrapping_sub(p.last_update_time as i64));
+                        }
+                    }
+                    let ev = Event {
+                        ts: r.ts,
+                        cpu: r.target_cpu,
+                        off: cpu_off(&off, r.target_cpu),
+                        kind: EventKind::Wakeup { new: r.new },
+                        k: r.pelt,
+                        sums: r.sums,
+                    };
+                    // A task first seen at its wakeup starts at its first
+                    // switch, which says its class.
+                    pass.route(r.pid, None, ev);
+                }
+                Record::Migrate(r) => {
+                    let ev = Event {
+                        ts: r.ts,
+                        cpu: r.dest_cpu,
+                        off: cpu_off(&off, r.dest_cpu),
+                        kind: EventKind::Migrate {
+                            orig_off: cpu_off(&off, r.orig_cpu),
+                            dest_off: cpu_off(&off, r.dest_cpu),
+                        },
+                        k: None,
+                        sums: None,
+                    };
+                    pass.route(r.pid, None, ev);
+                }
+                Record::Pelt(r) if r.entity == Entity::Task => {
+                    let is_curr = curr.get(r.rq_cpu as usize) == Some(&r.pid);
+                    let ev = Event {
+                        ts: r.ts,
+                        cpu: r.rq_cpu,
+                        off: cpu_off(&off, r.rq_cpu),
+                        kind: EventKind::Sample { curr: is_curr },
+                        k: Some(r.avg),
+                        sums: r.sums,
+                    };
+                    pass.route(r.pid, None, ev);
+                }
+                Record::Task(r) => {
+                    pass.policy.insert(r.pid, r.policy);
+                    pass.comms
+                        .insert(r.pid, String::from_utf8_lossy(&r.comm).into_owned());
+                    if let Some(&i) = pass.by_pid.get(&r.pid) {
+                        pass.slots[i].comm = String::from_utf8_lossy(&r.comm).into_owned();
+                    }
+                    use schedrec_format::TaskEvent;
+                    let ends = matches!(r.event, TaskEvent::Exit)
+                        || (matches!(r.event, TaskEvent::Fork) && pass.by_pid.contains_key(&r.pid));
+                    if ends {
+                        // The task is gone (or its pid is reused): finish it.
+                        if let Some(i) = pass.by_pid.remove(&r.pid) {
+                            let ev = Event {
+                                ts: r.ts,
+                                cpu: r.cpu,
+                                off: 0,
+                                kind: EventKind::Exit,
+                                k: None,
+                                sums: None,
+                            };
+                            pass.slots[i].events.push(ev);
+                            pass.dead.push(i);
+                        }
+                    }
+                    if matches!(r.event, TaskEvent::Exit) {
+                        // Its last switch out comes after the exit record: do
+                        // not start a new task for it.
+                        pass.exited.insert(r.pid);
+                    }
+                    if matches!(r.event, TaskEvent::Fork) {
+                        pass.skipped.remove(&r.pid);
+                        pass.exited.remove(&r.pid);
                     }
                 }
-                let ev = Event {
-                    ts: r.ts,
-                    cpu: r.target_cpu,
-                    off: cpu_off(&off, r.target_cpu),
-                    kind: EventKind::Wakeup { new: r.new },
-                    k: r.pelt,
-                    sums: r.sums,
-                };
-                // A task first seen at its wakeup starts at its first
-                // switch, which says its class.
-                pass.route(r.pid, None, ev);
-            }
-            Record::Migrate(r) => {
-                let ev = Event {
-                    ts: r.ts,
-                    cpu: r.dest_cpu,
-                    off: cpu_off(&off, r.dest_cpu),
-                    kind: EventKind::Migrate {
-                        orig_off: cpu_off(&off, r.orig_cpu),
-                        dest_off: cpu_off(&off, r.dest_cpu),
-                    },
-                    k: None,
-                    sums: None,
-                };
-                pass.route(r.pid, None, ev);
-            }
-            Record::Pelt(r) if r.entity == Entity::Task => {
-                let is_curr = curr.get(r.rq_cpu as usize) == Some(&r.pid);
-                let ev = Event {
-                    ts: r.ts,
-                    cpu: r.rq_cpu,
-                    off: cpu_off(&off, r.rq_cpu),
-                    kind: EventKind::Sample { curr: is_curr },
-                    k: Some(r.avg),
-                    sums: r.sums,
-                };
-                pass.route(r.pid, None, ev);
-            }
-            Record::Task(r) => {
-                pass.policy.insert(r.pid, r.policy);
-                pass.comms
-                    .insert(r.pid, String::from_utf8_lossy(&r.comm).into_owned());
-                if let Some(&i) = pass.by_pid.get(&r.pid) {
-                    pass.slots[i].comm = String::from_utf8_lossy(&r.comm).into_owned();
-                }
-                use schedrec_format::TaskEvent;
-                let ends = matches!(r.event, TaskEvent::Exit)
-                    || (matches!(r.event, TaskEvent::Fork) && pass.by_pid.contains_key(&r.pid));
-                if ends {
-                    // The task is gone (or its pid is reused): finish it.
-                    if let Some(i) = pass.by_pid.remove(&r.pid) {
-                        let ev = Event {
+                Record::Loss(r) => {
+                    // Lost events: every timeline breaks here (the lost records
+                    // could have been about any task).
+                    for s in pass.slots.iter_mut() {
+                        s.events.push(Event {
                             ts: r.ts,
                             cpu: r.cpu,
                             off: 0,
-                            kind: EventKind::Exit,
+                            kind: EventKind::Lost,
                             k: None,
                             sums: None,
-                        };
-                        pass.slots[i].events.push(ev);
-                        pass.dead.push(i);
+                        });
                     }
                 }
-                if matches!(r.event, TaskEvent::Exit) {
-                    // Its last switch out comes after the exit record: do
-                    // not start a new task for it.
-                    pass.exited.insert(r.pid);
-                }
-                if matches!(r.event, TaskEvent::Fork) {
-                    pass.skipped.remove(&r.pid);
-                    pass.exited.remove(&r.pid);
-                }
+                _ => {}
             }
-            Record::Loss(r) => {
-                // Lost events: every timeline breaks here (the lost records
-                // could have been about any task).
-                for s in pass.slots.iter_mut() {
-                    s.events.push(Event {
-                        ts: r.ts,
-                        cpu: r.cpu,
-                        off: 0,
-                        kind: EventKind::Lost,
-                        k: None,
-                        sums: None,
-                    });
-                }
+            pending += 1;
+            if pending >= opts.batch {
+                run_batch(&mut pass, &mut excluded, &mut rows_total)?;
+                pending = 0;
+                progress(records);
             }
-            _ => {}
         }
-        pending += 1;
-        if pending >= opts.batch {
-            run_batch(&mut pass, &mut excluded, &mut rows_total)?;
-            pending = 0;
-            progress(records);
-        }
-    }
+        Ok(())
+    })?;
     for s in pass.slots.iter_mut() {
         s.sim.finish(&cfg, last_ts, &mut s.out);
     }
