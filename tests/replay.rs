@@ -76,9 +76,9 @@ fn full_pelt_mixed_workload_is_reproduced() {
 fn switch_pelt_recordings_are_reproduced() {
     // --pelt switch: no sums (rebuilt from the averages; the window position
     // follows from last_update_time), no pick times (derived from the clock
-    // rules), ticks emulated on the HZ grid. Every sample after the first is
-    // judged, including the first periods after an anchor from averages
-    // alone, where a sum off by up to one divider can show as ±1.
+    // rules), ticks emulated on the HZ grid. After an anchor from averages
+    // alone samples are judged from the first wakeup that crossed a period
+    // boundary (or 160 ms later).
     for (file, comm) in [
         ("periodic-16ms-50pct.sched", "periodic"),
         ("step-10-80-10.sched", "step"),
@@ -87,7 +87,7 @@ fn switch_pelt_recordings_are_reproduced() {
         let (n, exact, _, max) = task_util(&s, comm);
         assert!(n >= 300, "{file}: {n} samples");
         assert!(
-            exact >= 0.96 && max <= 1,
+            exact >= 0.97 && max <= 1,
             "{file} {comm}: exact {exact}, max {max}"
         );
         assert!(reanchor_rate(&s) <= 0.01, "{file}: {s:#}");

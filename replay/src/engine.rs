@@ -213,6 +213,7 @@ pub fn replay(
         by_pid: HashMap::default(),
         slots: Vec::new(),
         policy: HashMap::default(),
+        prio: HashMap::default(),
         comms: HashMap::default(),
         skipped: HashSet::default(),
         dead: Vec::new(),
@@ -225,6 +226,8 @@ pub fn replay(
         keep_top: opts.top.max(1),
     };
     let mut off: Vec<Option<i64>> = vec![None; nr_cpus];
+    // Per CPU: the trace time `off` was last measured at.
+    let mut off_ts: Vec<u64> = vec![0; nr_cpus];
     let mut curr: Vec<u32> = vec![0; nr_cpus];
     let mut delayed: Vec<Vec<u32>> = vec![Vec::new(); nr_cpus];
     // Per CPU: the enqueue time of the latest wakeup onto it since its last switch.
@@ -289,28 +292,37 @@ pub fn replay(
 
     // Reading and decoding run on a thread of their own, a few batches of
     // records ahead of the routing: the two are the sequential part of a
-    // replay, and overlap this way.
+    // replay, and overlap this way. Not when this replay runs on a rayon
+    // worker (several traces replayed at once): a worker blocked on the
+    // channel while the reading thread waits for rayon to decode deadlocks.
     std::thread::scope(|scope| -> Result<(), Error> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<schedrec_format::Result<Record>>>(4);
-        scope.spawn(move || {
-            let mut buf = Vec::with_capacity(READ_AHEAD);
-            for rec in reader.records(Filter::default()) {
-                let stop = rec.is_err();
-                buf.push(rec);
-                if buf.len() == READ_AHEAD || stop {
-                    // The routing stopped (an error): so does the reading.
-                    if tx
-                        .send(std::mem::replace(&mut buf, Vec::with_capacity(READ_AHEAD)))
-                        .is_err()
-                        || stop
-                    {
-                        return;
+        let ahead: Box<dyn Iterator<Item = schedrec_format::Result<Record>>> =
+            if rayon::current_thread_index().is_some() {
+                Box::new(reader.records(Filter::default()))
+            } else {
+                let (tx, rx) =
+                    std::sync::mpsc::sync_channel::<Vec<schedrec_format::Result<Record>>>(4);
+                scope.spawn(move || {
+                    let mut buf = Vec::with_capacity(READ_AHEAD);
+                    for rec in reader.records(Filter::default()) {
+                        let stop = rec.is_err();
+                        buf.push(rec);
+                        if buf.len() == READ_AHEAD || stop {
+                            // The routing stopped (an error): so does the reading.
+                            if tx
+                                .send(std::mem::replace(&mut buf, Vec::with_capacity(READ_AHEAD)))
+                                .is_err()
+                                || stop
+                            {
+                                return;
+                            }
+                        }
                     }
-                }
-            }
-            let _ = tx.send(buf);
-        });
-        for rec in rx.iter().flatten() {
+                    let _ = tx.send(buf);
+                });
+                Box::new(rx.into_iter().flatten())
+            };
+        for rec in ahead {
             let mut rec = rec?;
             if as_switch {
                 match &mut rec {
@@ -342,6 +354,7 @@ pub fn replay(
                         .map(|p| p.last_update_time);
                     if let (Some(lut), true) = (prev_lut, c < nr_cpus) {
                         off[c] = Some((r.ts as i64).wrapping_sub(lut as i64));
+                        off_ts[c] = r.ts;
                     }
                     let o = cpu_off(&off, r.cpu);
                     if c < nr_cpus && curr[c] != 0 && curr[c] != r.prev.pid {
@@ -432,11 +445,22 @@ pub fn replay(
                     let t = r.target_cpu as usize;
                     // Only a known fair task's PELT maps clocks (the recorder
                     // reads sched_avg at every wakeup, whatever the class).
-                    let known = pass.by_pid.contains_key(&r.pid);
+                    // A task first seen at its wakeup starts at its first
+                    // switch, which says its class; a new one at its wakeup
+                    // when its fork record said it (the kernel's initial
+                    // state is exact there).
+                    let prio = if r.new {
+                        pass.prio.get(&r.pid).copied()
+                    } else {
+                        None
+                    };
+                    let known = pass.by_pid.contains_key(&r.pid)
+                        || prio.is_some_and(|p| fair_weight(p, None).is_some());
                     if let Some(p) = r.pelt.filter(|p| known && p.last_update_time != 0) {
                         if t < nr_cpus {
                             woke[t] = Some((p.last_update_time, r.ts));
                             off[t] = Some((r.ts as i64).wrapping_sub(p.last_update_time as i64));
+                            off_ts[t] = r.ts;
                         }
                     }
                     let ev = Event {
@@ -447,9 +471,7 @@ pub fn replay(
                         k: r.pelt,
                         sums: r.sums,
                     };
-                    // A task first seen at its wakeup starts at its first
-                    // switch, which says its class.
-                    pass.route(r.pid, None, ev);
+                    pass.route(r.pid, prio, ev);
                 }
                 Record::Migrate(r) => {
                     let ev = Event {
@@ -459,6 +481,7 @@ pub fn replay(
                         kind: EventKind::Migrate {
                             orig_off: cpu_off(&off, r.orig_cpu),
                             dest_off: cpu_off(&off, r.dest_cpu),
+                            dest_off_ts: off_ts.get(r.dest_cpu as usize).copied().unwrap_or(0),
                         },
                         k: None,
                         sums: None,
@@ -479,6 +502,7 @@ pub fn replay(
                 }
                 Record::Task(r) => {
                     pass.policy.insert(r.pid, r.policy);
+                    pass.prio.insert(r.pid, r.prio);
                     pass.comms
                         .insert(r.pid, String::from_utf8_lossy(&r.comm).into_owned());
                     if let Some(&i) = pass.by_pid.get(&r.pid) {
@@ -587,6 +611,8 @@ struct Pass<'m> {
     by_pid: HashMap<u32, usize>,
     slots: Vec<Slot>,
     policy: HashMap<u32, u32>,
+    /// Priorities from task records.
+    prio: HashMap<u32, i32>,
     comms: HashMap<u32, String>,
     skipped: HashSet<u32>,
     /// Slots whose task exited in the current batch.

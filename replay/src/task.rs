@@ -74,7 +74,13 @@ pub enum EventKind {
     Sample { curr: bool },
     /// `sched_migrate_task`; `orig_off`/`dest_off` map the trace clock to
     /// the PELT clocks of the two CPUs.
-    Migrate { orig_off: i64, dest_off: i64 },
+    /// `dest_off_ts`: the trace time `dest_off` was measured at (0: never,
+    /// another CPU's offset stands in).
+    Migrate {
+        orig_off: i64,
+        dest_off: i64,
+        dest_off_ts: u64,
+    },
     /// A pick on the CPU where the task sits delayed (v6.12+): the
     /// kernel's pick dequeues a delayed entity when it comes first, so this
     /// is the best estimate of when a delayed task finally leaves.
@@ -91,6 +97,11 @@ pub enum EventKind {
     /// Its timeline breaks here, and its next kernel sample re-anchors it.
     Unseen,
 }
+
+/// How long samples after an anchor from averages alone are not judged:
+/// an error of a period's contribution (~22 units) decays below one unit in
+/// five half-lives.
+const PROVISIONAL_NS: u64 = 5 * 32 * 1024 * 1024;
 
 /// A record about one task, prepared by the sequential pass.
 #[derive(Clone, Copy, Debug)]
@@ -169,16 +180,21 @@ pub struct TaskSim {
     /// The timeline broke at an unseen switch out (the next anchor is a
     /// re-anchor).
     lost_sight: bool,
+    /// Anchored from averages alone: samples are not judged before this
+    /// PELT time (see `anchor`).
+    provisional_until: Option<u64>,
     first_ts: Option<u64>,
     /// A wakeup migration in progress: the estimated PELT time of the
     /// source run-queue's sync.
     migrating: Option<u64>,
     /// A load-balance migration in progress: the estimated PELT time of
-    /// the attach, and the trace time of the migration.
-    attach_at: Option<(u64, u64)>,
-    /// The kernel's util_sum at the task's last sample (with `--pelt full`),
-    /// and whether the task ran since: util_sum only grows while running.
-    last_k_util_sum: Option<u64>,
+    /// the attach, the trace time of the migration, and the trace time the
+    /// destination clock offset behind the estimate was measured at.
+    attach_at: Option<(u64, u64, u64)>,
+    /// The kernel's util_sum and last_update_time at the task's last sample
+    /// (with `--pelt full`), and whether the task ran since: util_sum only
+    /// grows while running.
+    last_k_util_sum: Option<(u64, u64)>,
     ran_since_k: bool,
     /// A `pelt_se_tp` sample of the running task not yet applied (it may be
     /// the update of the switch-out that follows).
@@ -200,6 +216,7 @@ impl TaskSim {
             last_now: 0,
             unanchored: true,
             lost_sight: false,
+            provisional_until: None,
             first_ts: None,
             migrating: None,
             attach_at: None,
@@ -284,9 +301,21 @@ impl TaskSim {
         for m in &mut self.models {
             m.anchor(k, sums, now, ev.ts, ev.cpu);
         }
+        // Averages alone leave the sums uncertain: the averages were
+        // computed at the task's last update that crossed a period
+        // boundary, and the sums have grown since by up to a period's
+        // contribution (~22 util units). Not judged until a wakeup whose
+        // enqueue crossed a boundary anchors it again, or that much error
+        // has decayed below one unit.
+        self.provisional_until = (sums.is_none() && cfg.clock == Clock::Pelt)
+            .then_some(now.saturating_add(PROVISIONAL_NS));
         self.last_now = now;
         self.unanchored = false;
         self.first_ts.get_or_insert(ev.ts);
+    }
+
+    fn provisional(&self) -> bool {
+        self.provisional_until.is_some_and(|t| self.last_now < t)
     }
 
     /// First sight of the task (or after a loss): start from the kernel's
@@ -322,6 +351,9 @@ impl TaskSim {
             self.lost_sight = false;
             self.reanchors += 1;
         }
+        if excluded.is_none() && self.provisional() {
+            excluded = Some("init");
+        }
         if excluded.is_none()
             && cfg.init_zero
             && self.first_ts.is_some_and(|f| ev.ts < f + cfg.warmup_ns)
@@ -340,7 +372,10 @@ impl TaskSim {
             );
         }
         if ev.k.is_some() {
-            self.last_k_util_sum = ev.sums.map(|s| s.util_sum);
+            self.last_k_util_sum = ev
+                .sums
+                .zip(ev.k)
+                .map(|(s, k)| (s.util_sum, k.last_update_time));
             self.ran_since_k = self.state == State::Running;
         }
         self.samples += 1;
@@ -471,7 +506,11 @@ impl TaskSim {
             EventKind::SwitchIn { .. } => self.switch_in(cfg, ev, out),
             EventKind::SwitchOut { prev_state } => self.switch_out(cfg, ev, prev_state, out),
             EventKind::Sample { curr } => self.sample(cfg, ev, curr, out),
-            EventKind::Migrate { orig_off, dest_off } => self.migrate(cfg, ev, orig_off, dest_off),
+            EventKind::Migrate {
+                orig_off,
+                dest_off,
+                dest_off_ts,
+            } => self.migrate(cfg, ev, orig_off, dest_off, dest_off_ts),
             EventKind::Reweight { weight } => self.set_weight(weight),
             EventKind::Pick => {
                 if self.state == State::Delayed && !self.unanchored {
@@ -499,8 +538,17 @@ impl TaskSim {
         };
         if new || self.unanchored || self.state == State::Unknown {
             // A new task is initialised by the kernel (post_init_entity_util_avg):
-            // start from its values.
+            // start from its values. Its sums are what attach rebuilt from
+            // them (wake_up_new_task() attaches it): exact.
             self.init(cfg, ev, &k);
+            if new && !cfg.init_zero && cfg.clock == Clock::Pelt {
+                let now = self.now(cfg, ev);
+                let pc = ev.sums.map(|s| s.period_contrib);
+                for m in &mut self.models {
+                    m.attach(now, pc, ev.cpu);
+                }
+                self.provisional_until = None;
+            }
             self.set_state(State::Waiting, ev.ts);
             self.migrating = None;
             let row = self.row(cfg, ev, "wakeup", Some("init"));
@@ -526,6 +574,16 @@ impl TaskSim {
                     for m in &mut self.models {
                         m.attach(now, pc, ev.cpu);
                     }
+                } else if self.provisional() && now >> 20 > self.last_now >> 20 {
+                    // The enqueue crossed a period boundary since the dequeue
+                    // (the task's last update): its averages are its sums
+                    // at this update. Anchor there (not judged).
+                    self.anchor(cfg, ev, &k);
+                    self.provisional_until = None;
+                    self.set_state(State::Waiting, ev.ts);
+                    let row = self.row(cfg, ev, "wakeup", Some("init"));
+                    out.push(row);
+                    return;
                 } else {
                     let inp = self.state.inputs();
                     self.update_all(now, ev.ts, inp, false, true);
@@ -560,15 +618,19 @@ impl TaskSim {
     /// with `--pelt full` the window position follows exactly from this
     /// update's sums (the run-queue's window does not move in between).
     fn finish_attach(&mut self, cfg: &Config, ev: &Event) {
-        let Some((at, migrated_ts)) = self.attach_at.take() else {
+        let Some((at, migrated_ts, off_ts)) = self.attach_at.take() else {
             return;
         };
         // Bounds on the attach time: no later than this update's, and no
         // earlier than that minus the trace time since the migration (the
         // PELT clock runs no faster than the trace clock; it stops while the
-        // vCPU loses time to steal). The estimate from the destination's last
-        // known clock offset is kept within them; on the fixtures this beats
-        // either bound alone.
+        // vCPU loses time to steal). The lower bound is the attach time by
+        // the clock offset measured at this update; the estimate, by the
+        // destination's offset last measured before the migration. Steal
+        // accumulates with time, so the offset measured nearer the migration
+        // wins (a live episode: a stale offset, 5.6 ms off after steal,
+        // attached a waiting task at its pick and left it 12 units high for
+        // a second).
         // This update's exact PELT time: the kernel's sample, or the pick's
         // clock (an estimate from another CPU's offset can be off by the
         // hundreds of ms between CPUs' PELT clocks early in a trace).
@@ -584,7 +646,15 @@ impl TaskSim {
             _ => None,
         };
         let at = match exact {
-            Some(lut) => at.clamp(lut.saturating_sub(ev.ts.saturating_sub(migrated_ts)), lut),
+            Some(lut) => {
+                let since = ev.ts.saturating_sub(migrated_ts);
+                let lower = lut.saturating_sub(since);
+                if migrated_ts.saturating_sub(off_ts) > since + cfg.tick_ns {
+                    lower
+                } else {
+                    at.clamp(lower, lut)
+                }
+            }
             None => at,
         };
         let (at, pc) = match (ev.k, ev.sums, cfg.clock) {
@@ -704,13 +774,19 @@ impl TaskSim {
             State::Sleeping => !k.on_rq,
             State::Unknown => false,
         };
-        // util_sum only grows while running: growth in a task the timeline
-        // has kept off the CPU since its last sample proves a switch-in the
-        // trace does not have. (util_avg cannot prove it: it is recomputed
-        // only at period boundaries, so it can jump up long after the run.)
+        // Off the CPU, util_sum only decays, by exactly decay_load() of the
+        // periods crossed: more than that in a task the timeline has kept
+        // off the CPU since its last sample proves a run the trace does not
+        // have. (util_avg cannot prove it: it is recomputed only at period
+        // boundaries, so it can jump up long after the run.)
         let ran_unseen = self.state != State::Running
             && !self.ran_since_k
-            && matches!((self.last_k_util_sum, ev.sums), (Some(a), Some(b)) if b.util_sum > a);
+            && match (self.last_k_util_sum, ev.sums) {
+                (Some((a, t0)), Some(b)) if k.last_update_time >= t0 => {
+                    b.util_sum > decayed_off_cpu(a, t0, k.last_update_time)
+                }
+                _ => false,
+            };
         if !consistent || ran_unseen {
             self.reanchor(cfg, ev, "pelt", out);
             if ran_unseen {
@@ -732,7 +808,14 @@ impl TaskSim {
         out.push(row);
     }
 
-    fn migrate(&mut self, cfg: &Config, ev: &Event, orig_off: i64, dest_off: i64) {
+    fn migrate(
+        &mut self,
+        cfg: &Config,
+        ev: &Event,
+        orig_off: i64,
+        dest_off: i64,
+        dest_off_ts: u64,
+    ) {
         if self.unanchored {
             return;
         }
@@ -751,9 +834,22 @@ impl TaskSim {
                 if self.state == State::Running {
                     self.set_state(State::Waiting, ev.ts);
                 }
-                self.attach_at = Some((est(dest_off), ev.ts));
+                self.attach_at = Some((est(dest_off), ev.ts, dest_off_ts));
             }
             State::Unknown => {}
         }
+    }
+}
+
+/// A util_sum of `sum` at PELT time `t0`, at `t1` if the entity did not
+/// run in between: `accumulate_sum()` decays it by the periods crossed (the
+/// window position at `t0` follows from `t0`) and adds nothing.
+fn decayed_off_cpu(sum: u64, t0: u64, t1: u64) -> u64 {
+    let delta = (t1 - t0) >> 10;
+    let periods = (crate::model::lattice_period_contrib(t0) as u64 + delta) / 1024;
+    if periods == 0 {
+        sum
+    } else {
+        crate::pelt::decay_load(sum, periods)
     }
 }
