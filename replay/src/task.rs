@@ -541,11 +541,10 @@ impl TaskSim {
             // start from its values. Its sums are what attach rebuilt from
             // them (wake_up_new_task() attaches it): exact.
             self.init(cfg, ev, &k);
-            if new && !cfg.init_zero && cfg.clock == Clock::Pelt {
+            if new && !cfg.init_zero && cfg.clock == Clock::Pelt && ev.sums.is_none() {
                 let now = self.now(cfg, ev);
-                let pc = ev.sums.map(|s| s.period_contrib);
                 for m in &mut self.models {
-                    m.attach(now, pc, ev.cpu);
+                    m.attach(now, None, ev.cpu);
                 }
                 self.provisional_until = None;
             }
@@ -598,8 +597,11 @@ impl TaskSim {
                 // later than the last tick the model applied. Much later, the
                 // task was not running or queued after all (a switch out
                 // that never reached the tracepoint, seen on this VM): the
-                // timeline is broken, re-anchor.
+                // timeline is broken, re-anchor. (Not while a load-balance
+                // attach is pending: the kernel's update is then on the
+                // destination's clock.)
                 if cfg.clock == Clock::Pelt
+                    && self.attach_at.is_none()
                     && k.last_update_time > self.last_now.saturating_add(2 * cfg.tick_ns)
                 {
                     self.reanchor(cfg, ev, "wakeup", out);
@@ -631,6 +633,7 @@ impl TaskSim {
         // wins (a live episode: a stale offset, 5.6 ms off after steal,
         // attached a waiting task at its pick and left it 12 units high for
         // a second).
+        //
         // This update's exact PELT time: the kernel's sample, or the pick's
         // clock (an estimate from another CPU's offset can be off by the
         // hundreds of ms between CPUs' PELT clocks early in a trace).

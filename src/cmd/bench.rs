@@ -110,9 +110,10 @@ fn timed_replay(
     timed_child(&["replay", &f, "--json", "--quiet"], threads)
 }
 
-/// Runs `schedrec ARGS` as a child on `threads` CPUs (0..threads, all its
-/// threads pinned there — the replay's reading thread too) with as many
-/// rayon threads: (wall seconds, the child's peak RSS in KiB).
+/// Runs `schedrec ARGS` as a child on `threads` CPUs (the first ones this
+/// process may use; all its threads pinned there — the replay's reading
+/// thread too) with as many rayon threads: (wall seconds, the child's peak
+/// RSS in KiB).
 fn timed_child(
     args: &[&str],
     threads: usize,
@@ -123,14 +124,29 @@ fn timed_child(
     cmd.args(args)
         .env("RAYON_NUM_THREADS", threads.to_string())
         .stdout(std::process::Stdio::null());
+    // The first `threads` CPUs this process may run on (a cpuset need not
+    // start at CPU 0).
+    // SAFETY: an all-zero cpu_set_t is a valid empty set; the calls only
+    // read and write the two sets owned here.
+    let set = unsafe {
+        let mut allowed: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut allowed) != 0 {
+            return Err(std::io::Error::last_os_error().into());
+        }
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        let mut n = 0;
+        for cpu in 0..libc::CPU_SETSIZE as usize {
+            if n < threads && libc::CPU_ISSET(cpu, &allowed) {
+                libc::CPU_SET(cpu, &mut set);
+                n += 1;
+            }
+        }
+        set
+    };
     // SAFETY: between fork and exec the hook only calls the async-signal-
-    // safe sched_setaffinity on a set built on its own stack.
+    // safe sched_setaffinity on a set it owns.
     unsafe {
         cmd.pre_exec(move || {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            for cpu in 0..threads {
-                libc::CPU_SET(cpu, &mut set);
-            }
             if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
