@@ -51,6 +51,11 @@ pub trait TaskModel: Send {
     /// `tick_may_cross` is false the kernel's own boundary-crossing updates
     /// are in the trace, so an emulated tick that would cross one is dropped.
     fn update(&mut self, now: u64, ts: u64, inp: Inputs, tick: bool, tick_may_cross: bool);
+    /// A sleeping task's averages synced to `now` before a wakeup
+    /// migration (`sync_entity_load_avg()`): an update of a blocked entity.
+    fn sync_blocked(&mut self, now: u64, ts: u64) {
+        self.update(now, ts, Inputs::default(), false, true);
+    }
     /// The task goes to sleep at `now` (the running interval closes):
     /// util_est and the dequeue update, in the kernel's order.
     fn dequeue_sleep(&mut self, now: u64, ts: u64, inp: Inputs);
@@ -335,6 +340,17 @@ impl TaskModel for PeltTask {
         }
         self.pelt_update(&mut st, now, inp);
         self.st = st;
+    }
+
+    fn sync_blocked(&mut self, now: u64, _ts: u64) {
+        if !self.started {
+            return;
+        }
+        // No cfs_se_util_change(): the kernel's util_est keeps its
+        // UTIL_AVG_UNCHANGED flag through a migration's sync and attach, so
+        // the first dequeue after a wakeup migration leaves util_est alone
+        // (seen on the step fixture: 232 kept, then 175).
+        update_load_avg_blocked_se(now * self.mult, &mut self.st.sa, self.info.weight);
     }
 
     fn dequeue_sleep(&mut self, now: u64, _ts: u64, inp: Inputs) {

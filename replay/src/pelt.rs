@@ -175,6 +175,18 @@ pub fn update_load_avg_se(
     false
 }
 
+/// `__update_load_avg_blocked_se(now, se)`: a sleeping task's averages
+/// brought to `now` (the sync before a wakeup migration). Unlike
+/// `__update_load_avg_se()` it does not call `cfs_se_util_change()`, so
+/// UTIL_AVG_UNCHANGED survives it. Returns whether the averages changed.
+pub fn update_load_avg_blocked_se(now: u64, sa: &mut SchedAvg, weight: u64) -> bool {
+    if update_load_sum(now, sa, 0, 0, false) {
+        update_load_avg(sa, se_weight(weight));
+        return true;
+    }
+    false
+}
+
 /// `util_est_update()` (v6.8+) when a task goes to sleep: `dequeued` is the
 /// task's util_avg at the sampling point, `runnable` its runnable_avg,
 /// `capacity` its CPU's capacity.

@@ -567,7 +567,10 @@ impl TaskSim {
                     // clock and window). With --pelt full a sync that
                     // changed the averages was a sample already.
                     if !cfg.full && cfg.clock == Clock::Pelt {
-                        self.update_all(sync_now, ev.ts, State::Sleeping.inputs(), false, true);
+                        self.last_now = self.last_now.max(sync_now);
+                        for m in &mut self.models {
+                            m.sync_blocked(sync_now, ev.ts);
+                        }
                     }
                     let pc = ev.sums.map(|s| s.period_contrib);
                     for m in &mut self.models {
@@ -806,7 +809,15 @@ impl TaskSim {
             return;
         }
         let now = self.now(cfg, ev);
-        self.update_all(now, ev.ts, self.state.inputs(), false, true);
+        if self.state == State::Sleeping && self.migrating.is_some() {
+            // The sync of a wakeup migration (its record comes first).
+            self.last_now = self.last_now.max(now);
+            for m in &mut self.models {
+                m.sync_blocked(now, ev.ts);
+            }
+        } else {
+            self.update_all(now, ev.ts, self.state.inputs(), false, true);
+        }
         let row = self.row(cfg, ev, "pelt", None);
         out.push(row);
     }

@@ -231,3 +231,20 @@ fn saturated_cpu_loses_its_idle_time() {
     assert_eq!(clk.lost_idle_time, 5 * MS);
     assert_eq!(clk.now(), 15 * MS);
 }
+
+#[test]
+fn a_blocked_sync_keeps_util_est_unchanged_flag() {
+    // __update_load_avg_blocked_se() decays like any update but, unlike
+    // __update_load_avg_se(), does not call cfs_se_util_change().
+    let mut sa = SchedAvg::default();
+    run(&mut sa, 0, 20 * MS, 4 * MS);
+    sa.util_est = 300 | UTIL_AVG_UNCHANGED;
+    let mut blocked = sa;
+    assert!(update_load_avg_blocked_se(40 * MS, &mut blocked, 1024));
+    assert!(blocked.util_avg < sa.util_avg);
+    assert_eq!(blocked.util_est, 300 | UTIL_AVG_UNCHANGED);
+    let mut enqueued = sa;
+    assert!(update_load_avg_se(40 * MS, &mut enqueued, 1024, false, false, false));
+    assert_eq!(enqueued.util_avg, blocked.util_avg);
+    assert_eq!(enqueued.util_est, 300);
+}
