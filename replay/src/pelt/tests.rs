@@ -244,7 +244,14 @@ fn a_blocked_sync_keeps_util_est_unchanged_flag() {
     assert!(blocked.util_avg < sa.util_avg);
     assert_eq!(blocked.util_est, 300 | UTIL_AVG_UNCHANGED);
     let mut enqueued = sa;
-    assert!(update_load_avg_se(40 * MS, &mut enqueued, 1024, false, false, false));
+    assert!(update_load_avg_se(
+        40 * MS,
+        &mut enqueued,
+        1024,
+        false,
+        false,
+        false
+    ));
     assert_eq!(enqueued.util_avg, blocked.util_avg);
     assert_eq!(enqueued.util_est, 300);
 }
