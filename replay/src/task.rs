@@ -245,6 +245,14 @@ impl TaskSim {
         }
     }
 
+    /// A sleeping task's sync before a wakeup migration, in every model.
+    fn sync_all(&mut self, now: u64, ts: u64) {
+        self.last_now = self.last_now.max(now);
+        for m in &mut self.models {
+            m.sync_blocked(now, ts);
+        }
+    }
+
     /// The kernel's ticks while the task ran, from the last step to `ev`.
     /// Their PELT times are estimated from the trace clock and kept strictly
     /// between the updates around them (a vCPU that was not running makes
@@ -567,10 +575,7 @@ impl TaskSim {
                     // clock and window). With --pelt full a sync that
                     // changed the averages was a sample already.
                     if !cfg.full && cfg.clock == Clock::Pelt {
-                        self.last_now = self.last_now.max(sync_now);
-                        for m in &mut self.models {
-                            m.sync_blocked(sync_now, ev.ts);
-                        }
+                        self.sync_all(sync_now, ev.ts);
                     }
                     let pc = ev.sums.map(|s| s.period_contrib);
                     for m in &mut self.models {
@@ -789,7 +794,7 @@ impl TaskSim {
             && !self.ran_since_k
             && match (self.last_k_util_sum, ev.sums) {
                 (Some((a, t0)), Some(b)) if k.last_update_time >= t0 => {
-                    b.util_sum > decayed_off_cpu(a, t0, k.last_update_time)
+                    b.util_sum > crate::pelt::decayed_off_cpu(a, t0, k.last_update_time)
                 }
                 _ => false,
             };
@@ -811,10 +816,7 @@ impl TaskSim {
         let now = self.now(cfg, ev);
         if self.state == State::Sleeping && self.migrating.is_some() {
             // The sync of a wakeup migration (its record comes first).
-            self.last_now = self.last_now.max(now);
-            for m in &mut self.models {
-                m.sync_blocked(now, ev.ts);
-            }
+            self.sync_all(now, ev.ts);
         } else {
             self.update_all(now, ev.ts, self.state.inputs(), false, true);
         }
@@ -852,18 +854,5 @@ impl TaskSim {
             }
             State::Unknown => {}
         }
-    }
-}
-
-/// A util_sum of `sum` at PELT time `t0`, at `t1` if the entity did not
-/// run in between: `accumulate_sum()` decays it by the periods crossed (the
-/// window position at `t0` follows from `t0`) and adds nothing.
-fn decayed_off_cpu(sum: u64, t0: u64, t1: u64) -> u64 {
-    let delta = (t1 - t0) >> 10;
-    let periods = (crate::model::lattice_period_contrib(t0) as u64 + delta) / 1024;
-    if periods == 0 {
-        sum
-    } else {
-        crate::pelt::decay_load(sum, periods)
     }
 }
