@@ -213,3 +213,28 @@ fn a_reused_pid_is_a_new_task() {
     let (s, _) = run(&recs, &zero_init());
     assert_eq!(s.tasks, 2, "{s:?}");
 }
+
+#[test]
+fn a_switch_out_missing_from_the_trace_breaks_the_timeline() {
+    // In period 10 the task's switch out never reached the trace; the CPU
+    // next switches away from another task (300). The task's timeline
+    // breaks there: its next sample re-anchors it, counted as such,
+    // instead of the model running it on through its sleep.
+    let p10 = 1_000 * MS + 10 * 16 * MS + 123_457;
+    let recs: Vec<Record> = periodic(20, |_| vec![])
+        .into_iter()
+        .map(|r| match r {
+            Record::Switch(s) if s.ts == p10 + 8 * MS && s.prev.pid == PID => {
+                switch(s.ts + 10_000, 300, 0, 1, None)
+            }
+            r => r,
+        })
+        .collect();
+    let (s, rows) = run(&recs, &Options::default());
+    assert_eq!(s.reanchors, 1, "{:?}", s.excluded);
+    let next = rows
+        .iter()
+        .find(|r| r.pid == PID && r.ts > p10 + 8 * MS)
+        .unwrap();
+    assert_eq!(next.excluded, Some("reanchor"), "{next:?}");
+}
