@@ -78,7 +78,7 @@ fn switch_pelt_recordings_are_reproduced() {
     // follows from last_update_time), no pick times (derived from the clock
     // rules), ticks emulated on the HZ grid. After an anchor from averages
     // alone samples are judged from the first wakeup that crossed a period
-    // boundary (or 160 ms later).
+    // boundary (or 168 ms later).
     for (file, comm) in [
         ("periodic-16ms-50pct.sched", "periodic"),
         ("step-10-80-10.sched", "step"),

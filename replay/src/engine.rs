@@ -538,7 +538,11 @@ pub fn replay(
                 }
                 Record::Loss(r) => {
                     // Lost events: every timeline breaks here (the lost records
-                    // could have been about any task).
+                    // could have been about any task), and what the CPUs
+                    // were doing is unknown.
+                    curr.fill(0);
+                    woke.fill(None);
+                    delayed.iter_mut().for_each(Vec::clear);
                     for s in pass.slots.iter_mut() {
                         s.events.push(Event {
                             ts: r.ts,

@@ -301,7 +301,7 @@ pub fn lattice_period_contrib(lut: u64) -> u32 {
 /// run in between: `accumulate_sum()` decays it by the periods crossed (the
 /// window position at `t0` follows from `t0`) and adds nothing.
 pub fn decayed_off_cpu(sum: u64, t0: u64, t1: u64) -> u64 {
-    let delta = (t1 - t0) >> 10;
+    let delta = t1.saturating_sub(t0) >> 10;
     let periods = (lattice_period_contrib(t0) as u64 + delta) / 1024;
     if periods == 0 {
         sum

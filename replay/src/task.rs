@@ -181,8 +181,10 @@ pub struct TaskSim {
     /// re-anchor).
     lost_sight: bool,
     /// Anchored from averages alone: samples are not judged before this
-    /// PELT time (see `anchor`).
+    /// trace time (see `anchor`).
     provisional_until: Option<u64>,
+    /// The CPU of the task's last switch-in.
+    run_cpu: u32,
     first_ts: Option<u64>,
     /// A wakeup migration in progress: the estimated PELT time of the
     /// source run-queue's sync.
@@ -217,6 +219,7 @@ impl TaskSim {
             unanchored: true,
             lost_sight: false,
             provisional_until: None,
+            run_cpu: u32::MAX,
             first_ts: None,
             migrating: None,
             attach_at: None,
@@ -315,15 +318,16 @@ impl TaskSim {
         // contribution (~22 util units). Not judged until a wakeup whose
         // enqueue crossed a boundary anchors it again, or that much error
         // has decayed below one unit.
+        // (A trace time: a migration changes the PELT clock.)
         self.provisional_until = (sums.is_none() && cfg.clock == Clock::Pelt)
-            .then_some(now.saturating_add(PROVISIONAL_NS));
+            .then_some(ev.ts.saturating_add(PROVISIONAL_NS));
         self.last_now = now;
         self.unanchored = false;
         self.first_ts.get_or_insert(ev.ts);
     }
 
     fn provisional(&self) -> bool {
-        self.provisional_until.is_some_and(|t| self.last_now < t)
+        self.provisional_until.is_some_and(|t| self.last_ts < t)
     }
 
     /// First sight of the task (or after a loss): start from the kernel's
@@ -471,7 +475,9 @@ impl TaskSim {
             }
             EventKind::Lost | EventKind::Unseen => {
                 if ev.kind == EventKind::Unseen {
-                    if self.state != State::Running || self.unanchored {
+                    // (Running elsewhere: it was switched in on another
+                    // CPU since, and that switch-in re-anchored it.)
+                    if self.state != State::Running || self.unanchored || self.run_cpu != ev.cpu {
                         return;
                     }
                     self.lost_sight = true;
@@ -492,8 +498,13 @@ impl TaskSim {
         }
         self.ticks(cfg, ev);
         self.last_ts = self.last_ts.max(ev.ts);
-        if self.unanchored && cfg.init_zero && self.state == State::Unknown {
-            // --init zero: empty state at first sight.
+        if self.unanchored
+            && cfg.init_zero
+            && self.state == State::Unknown
+            && self.first_ts.is_none()
+        {
+            // --init zero: empty state at first sight (after a break in the
+            // timeline the kernel's values restart it).
             let zero = PeltAvg::default();
             let now = self.now(cfg, ev);
             let zs = PeltSums {
@@ -565,6 +576,9 @@ impl TaskSim {
         match self.state {
             State::Sleeping | State::Delayed => {
                 if !k.on_rq {
+                    // (On the destination CPU: the anchor ends any
+                    // migration in progress.)
+                    self.migrating = None;
                     self.reanchor(cfg, ev, "wakeup", out);
                     return;
                 }
@@ -581,6 +595,7 @@ impl TaskSim {
                     for m in &mut self.models {
                         m.attach(now, pc, ev.cpu);
                     }
+                    self.last_now = now;
                 } else if self.provisional() && now >> 20 > self.last_now >> 20 {
                     // The enqueue crossed a period boundary since the dequeue
                     // (the task's last update): its averages are its sums
@@ -683,6 +698,7 @@ impl TaskSim {
     }
 
     fn switch_in(&mut self, cfg: &Config, ev: &Event, out: &mut Vec<Row>) {
+        self.run_cpu = ev.cpu;
         let now = self.now(cfg, ev);
         self.finish_attach(cfg, ev);
         match self.state {
@@ -835,6 +851,9 @@ impl TaskSim {
         if self.unanchored {
             return;
         }
+        // The last sample's util_sum was on the source CPU's clock and
+        // attach rebuilds the sums: the off-CPU decay check restarts.
+        self.last_k_util_sum = None;
         let est = |off: i64| match cfg.clock {
             Clock::Pelt => (ev.ts as i64).saturating_sub(off).max(0) as u64,
             Clock::Ktime => ev.ts,
