@@ -64,6 +64,7 @@ pub fn run(a: Args) -> CliResult {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut comms: HashMap<u32, String> = HashMap::new();
+    let counters: Vec<&str> = r.meta().counters.iter().map(|c| c.name.as_str()).collect();
     // Names come from task records, which may be filtered out: learn them
     // first (the latest name of each pid: threads rename themselves).
     if !a.jsonl {
@@ -86,7 +87,7 @@ pub fn run(a: Args) -> CliResult {
             serde_json::to_writer(&mut out, &rec)?;
             out.write_all(b"\n")?;
         } else {
-            writeln!(out, "{}", text(&rec, &comms))?;
+            writeln!(out, "{}", text(&rec, &comms, &counters))?;
         }
     }
     out.flush()?;
@@ -127,7 +128,8 @@ fn name(pid: u32, comms: &HashMap<u32, String>) -> String {
     }
 }
 
-fn text(r: &Record, comms: &HashMap<u32, String>) -> String {
+/// One line per record; `counters` are the header's slot names.
+fn text(r: &Record, comms: &HashMap<u32, String>, counters: &[&str]) -> String {
     let cpu = match r.cpu() {
         CPU_NONE => "  -".to_string(),
         c => format!("{c:>3}"),
@@ -143,11 +145,10 @@ fn text(r: &Record, comms: &HashMap<u32, String>) -> String {
                 name(s.next.pid, comms),
                 s.next.prio
             );
-            if let Some(c) = s.counters[0] {
-                b += &format!(" cycles={}", c.value);
-            }
-            if let Some(c) = s.counters[1] {
-                b += &format!(" instr={}", c.value);
+            for (k, c) in s.counters.iter().enumerate() {
+                if let Some(c) = c {
+                    b += &format!(" {}={}", counters.get(k).unwrap_or(&"counter"), c.value);
+                }
             }
             if let Some(p) = &s.prev_pelt {
                 b += &format!(
