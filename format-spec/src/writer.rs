@@ -68,6 +68,16 @@ pub struct WriterStats {
     /// Time `push`/`flush` waited for room in the queue to the background
     /// thread (ns): back-pressure, not work.
     pub blocked_ns: AtomicU64,
+    /// Why the background thread stopped writing, once it has.
+    failure: std::sync::Mutex<Option<String>>,
+}
+
+impl WriterStats {
+    /// Why the background thread stopped writing (a full disk, an I/O
+    /// error), once it has; the file keeps what was written before.
+    pub fn failure(&self) -> Option<String> {
+        self.failure.lock().ok().and_then(|f| f.clone())
+    }
 }
 
 enum Msg {
@@ -268,6 +278,20 @@ impl Writer {
         }
     }
 
+    /// Seals every open chunk and queues it for the background thread,
+    /// without waiting: once the thread has written them (to the page
+    /// cache) they survive the process being killed, though not a crash of
+    /// the host — `flush` and `finish` sync the file. For a caller that
+    /// must never stall on the disk (a recorder draining kernel buffers: a
+    /// sync per second made this VM's writes wait seconds for writeback);
+    /// a failure of the background thread is returned by a later call.
+    pub fn flush_background(&mut self) -> Result<()> {
+        if let Some(e) = self.stats.failure() {
+            return Err(Error::WriterFailed(e));
+        }
+        self.seal_all()
+    }
+
     /// Writes everything, the footer index and the trailer, and syncs.
     /// Returns the file's size in bytes.
     pub fn finish(mut self) -> Result<u64> {
@@ -374,9 +398,11 @@ impl Worker {
     /// fit stays readable. Later chunks are dropped and the error reported.
     fn fail(&mut self, e: Error) {
         let kept: u64 = self.chunks.iter().map(|c| c.count as u64).sum();
-        self.failed = Some(format!(
-            "{e}; the file keeps the {kept} records written before the failure"
-        ));
+        let why = format!("{e}; the file keeps the {kept} records written before the failure");
+        if let Ok(mut f) = self.stats.failure.lock() {
+            *f = Some(why.clone());
+        }
+        self.failed = Some(why);
         let file = &self.out;
         let _ = file.set_len(self.good);
         let mut f = match file.try_clone() {

@@ -125,11 +125,9 @@ fn single_record_chunks_with_extremes() {
     check_roundtrip(&recs, 3, Codec::None);
 }
 
-#[test]
-fn unfinished_writer_is_finished_on_drop_and_flush_is_readable() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("x.sched");
-    let mut w = Writer::create(&path, &Metadata::default(), WriterOptions::default()).unwrap();
+/// A writer that was given ten markers and not flushed.
+fn ten_markers(path: &std::path::Path) -> Writer {
+    let mut w = Writer::create(path, &Metadata::default(), WriterOptions::default()).unwrap();
     for i in 0..10u64 {
         w.push(&Record::Marker(Marker {
             ts: i,
@@ -138,6 +136,14 @@ fn unfinished_writer_is_finished_on_drop_and_flush_is_readable() {
         }))
         .unwrap();
     }
+    w
+}
+
+#[test]
+fn unfinished_writer_is_finished_on_drop_and_flush_is_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.sched");
+    let mut w = ten_markers(&path);
     w.flush().unwrap();
     // After flush, a reader sees everything so far (by scan: no footer yet).
     let r = Reader::open(&path).unwrap();
@@ -152,6 +158,33 @@ fn unfinished_writer_is_finished_on_drop_and_flush_is_readable() {
     let r = Reader::open(&path).unwrap();
     assert!(r.is_complete());
     assert_eq!(r.records(Filter::default()).count(), 10);
+}
+
+#[test]
+fn background_flush_makes_records_readable_without_waiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.sched");
+    let mut w = ten_markers(&path);
+    w.flush_background().unwrap();
+    assert!(w.stats().failure().is_none());
+    // The background thread writes them soon (a bound, not a speed target).
+    let mut seen = 0;
+    for _ in 0..500 {
+        seen = Reader::open(&path).map_or(0, |r| r.records(Filter::default()).count());
+        if seen == 10 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(seen, 10);
+    w.finish().unwrap();
+    assert_eq!(
+        Reader::open(&path)
+            .unwrap()
+            .records(Filter::default())
+            .count(),
+        10
+    );
 }
 
 #[test]
