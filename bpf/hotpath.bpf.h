@@ -5,6 +5,7 @@
  *   RD(p, f)     read field path f of kernel pointer p
  *   RD_SMALL(s, f)  read a small integer field whose size changed across
  *                kernels (se->on_rq: int before 6.12, char since)
+ *   RD_RQ_CPU(p) p->se.cfs_rq->rq->cpu
  */
 #define CAT_(a, b) a##b
 #define CAT(a, b) CAT_(a, b)
@@ -42,6 +43,8 @@ static __always_inline void CAT(read_sums, SFX)(struct task_struct *p, struct sr
 static __always_inline int CAT(handle_switch, SFX)(bool preempt, struct task_struct *prev,
 						   struct task_struct *next, unsigned int prev_state)
 {
+	if (hooks_only)
+		return 0;
 	u32 cpu = bpf_get_smp_processor_id();
 	u64 ts = bpf_ktime_get_ns();
 	struct sr_cpu *st;
@@ -54,8 +57,11 @@ static __always_inline int CAT(handle_switch, SFX)(bool preempt, struct task_str
 		return 0;
 	/* Always advance the counters, so that a filtered or lost record does
 	 * not merge two slices into the next one. */
-	struct sr_counter ctr[SR_COUNTERS] = {};
-	read_counters(st, ctr);
+	struct sr_counters ctr;
+	if (ctr_mask) {
+		__builtin_memset(&ctr, 0, sizeof(ctr));
+		read_counters(st, ctr.c);
+	}
 	u32 prev_pid = RD(prev, pid), next_pid = RD(next, pid);
 	u32 prev_tgid = RD(prev, tgid), next_tgid = RD(next, tgid);
 	if (filter_tasks && !filter_cgroups && !bpf_map_lookup_elem(&tracked, &prev_tgid) &&
@@ -66,14 +72,15 @@ static __always_inline int CAT(handle_switch, SFX)(bool preempt, struct task_str
 	/* Metadata on first sight. `prev` was this CPU's last `next`, already
 	 * noted, unless the recording started while it ran. */
 	if (prev_pid != st->last_next)
-		note_task(prev, ts, cpu, st);
-	note_task(next, ts, cpu, st);
+		note_task(prev, prev_pid, ts, cpu, st);
+	note_task(next, next_pid, ts, cpu, st);
 	st->last_next = next_pid;
 
-	if (pelt_mode == 2)
-		e = reserve(st, sizeof(struct sr_switch_full), ts);
-	else
-		e = reserve(st, sizeof(struct sr_switch), ts);
+	/* Both sizes are constants once the read-only configuration is loaded. */
+	u32 base = pelt_mode == 2 ? sizeof(struct sr_switch_full) : sizeof(struct sr_switch);
+	u32 size = base + (ctr_mask ? sizeof(struct sr_counters) : 0);
+	struct pcb_res res;
+	e = pcb_reserve(cpu, size, &res, st, ts);
 	if (!e)
 		return 0;
 	hdr(&e->h, ts, cpu, pelt_mode == 2 ? SR_EV_SWITCH_FULL : SR_EV_SWITCH,
@@ -86,7 +93,8 @@ static __always_inline int CAT(handle_switch, SFX)(bool preempt, struct task_str
 	e->next_prio = RD(next, prio);
 	e->prev_state = prev_state;
 	e->pad = 0;
-	__builtin_memcpy(e->ctr, ctr, sizeof(ctr));
+	if (ctr_mask)
+		__builtin_memcpy((void *)e + base, &ctr, sizeof(ctr));
 	if (pelt_mode)
 		CAT(read_avg, SFX)(prev, &e->prev);
 	else
@@ -97,29 +105,38 @@ static __always_inline int CAT(handle_switch, SFX)(bool preempt, struct task_str
 		CAT(read_avg, SFX)(next, &f->next);
 		CAT(read_sums, SFX)(next, &f->next_sums);
 	}
-	submit(e, pelt_mode == 2 ? sizeof(struct sr_switch_full) : sizeof(struct sr_switch));
+	pcb_commit(&res);
 	return 0;
 }
 
 static __always_inline int CAT(handle_wakeup, SFX)(struct task_struct *p, u16 flags)
 {
+	if (hooks_only)
+		return 0;
 	u32 cpu = bpf_get_smp_processor_id();
 	u64 ts = bpf_ktime_get_ns();
 	struct sr_cpu *st = state();
 	struct sr_wakeup *e;
-	u32 target = task_rq_cpu(p, cpu);
+	u32 pid = RD(p, pid);
+	u32 target = cpu;
+
+	/* The CPU of the task's run-queue: task->se.cfs_rq->rq->cpu (the
+	 * per-CPU `runqueues` symbol does not resolve on every kernel). */
+	if (bpf_core_field_exists(((struct cfs_rq *)0)->rq))
+		target = RD_RQ_CPU(p);
 
 	if (!cpu_selected(target) || !task_selected(p))
 		return 0;
-	note_task(p, ts, cpu, st);
+	note_task(p, pid, ts, cpu, st);
+	struct pcb_res res;
 	if (pelt_mode == 2)
-		e = reserve(st, sizeof(struct sr_wakeup_full), ts);
+		e = pcb_reserve(cpu, sizeof(struct sr_wakeup_full), &res, st, ts);
 	else
-		e = reserve(st, sizeof(struct sr_wakeup), ts);
+		e = pcb_reserve(cpu, sizeof(struct sr_wakeup), &res, st, ts);
 	if (!e)
 		return 0;
 	hdr(&e->h, ts, cpu, pelt_mode == 2 ? SR_EV_WAKEUP_FULL : SR_EV_WAKEUP, flags);
-	e->pid = RD(p, pid);
+	e->pid = pid;
 	e->target_cpu = target;
 	if (pelt_mode)
 		CAT(read_avg, SFX)(p, &e->avg);
@@ -127,7 +144,7 @@ static __always_inline int CAT(handle_wakeup, SFX)(struct task_struct *p, u16 fl
 		__builtin_memset(&e->avg, 0, sizeof(e->avg));
 	if (pelt_mode == 2)
 		CAT(read_sums, SFX)(p, &((struct sr_wakeup_full *)e)->sums);
-	submit(e, pelt_mode == 2 ? sizeof(struct sr_wakeup_full) : sizeof(*e));
+	pcb_commit(&res);
 	return 0;
 }
 

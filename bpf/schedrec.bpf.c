@@ -3,8 +3,9 @@
  * schedrec's kernel side: one record per context switch (with per-slice
  * counter deltas and the leaving task's PELT state), wakeups, migrations,
  * task metadata on first sight and on fork/exec/exit, and in --pelt full
- * mode the kernel's PELT update streams. Records go to one ring buffer,
- * submitted without waking the reader until enough data is pending.
+ * mode the kernel's PELT update streams. Switch and wakeup records go to
+ * per-CPU buffers (see schedrec.h), the rest to one ring buffer, submitted
+ * without waking the reader until enough data is pending.
  *
  * Only tp_btf and raw_tp programs: kprobes and fentry are not available on
  * every host (lockdown, CONFIG_KPROBES=n), and tracefs may not be mounted.
@@ -24,10 +25,13 @@ const volatile u64 wakeup_bytes = 256 << 10;
 const volatile u32 filter_tasks = 0;   /* only tasks whose tgid is in `tracked` */
 const volatile u32 filter_cpus = 0;    /* only CPUs set to 1 in `cpu_filter` */
 const volatile u32 filter_cgroups = 0; /* only tasks whose cgroup v2 id is in `cgroup_filter` */
+/* `bench overhead`'s floor: the switch and wakeup programs return at once,
+ * so only the kernel's cost of calling them is left. */
+const volatile u32 hooks_only = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 64 << 20);
+	__uint(max_entries, 16 << 20);
 } events SEC(".maps");
 
 struct {
@@ -36,6 +40,27 @@ struct {
 	__type(key, u32);
 	__type(value, struct sr_cpu);
 } cpu_state SEC(".maps");
+
+/* The per-CPU buffers (see schedrec.h). The recorder sizes both maps before
+ * load: pcb_chunks elements of `pcb` per possible CPU (a power of two), one
+ * `pcb_pos` each. */
+const volatile u32 pcb_chunks = 1;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct sr_pcb_chunk);
+} pcb SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct sr_pos);
+} pcb_pos SEC(".maps");
 
 /* --cpus: 1 for each selected CPU (a map lookup keeps the verifier happy
  * with a CPU number read from kernel memory). */
@@ -128,15 +153,85 @@ static __always_inline void *reserve(struct sr_cpu *st, u64 size, u64 ts)
 	return e;
 }
 
-static __always_inline void submit(void *e, u64 size)
+/* Bytes a CPU submits between two looks at the ring buffer's fill level. */
+#define SR_QUERY_BYTES (32 << 10)
+
+static __always_inline void submit(void *e, u64 size, struct sr_cpu *st)
 {
-	u64 pending = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
 	/* Never wake the reader per record: a wake-up is an IPI (a VM exit on
-	 * a guest), and the reader's own switches would be recorded. Wake it
-	 * once, when this record takes the pending data over the threshold;
-	 * otherwise it drains on its own timer. */
-	bool crossed = pending >= wakeup_bytes && pending < wakeup_bytes + size + 8;
-	bpf_ringbuf_submit(e, crossed ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+	 * a guest), and the reader's own switches would be recorded. It drains
+	 * on its own timer; each CPU looks at the fill level once per
+	 * SR_QUERY_BYTES it submits (the query reads the reader's cache line)
+	 * and wakes the reader when more than wakeup_bytes are pending. */
+	u64 flags = BPF_RB_NO_WAKEUP;
+	if (st) {
+		st->unqueried += size;
+		if (st->unqueried >= SR_QUERY_BYTES) {
+			st->unqueried = 0;
+			if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
+				flags = BPF_RB_FORCE_WAKEUP;
+		}
+	}
+	bpf_ringbuf_submit(e, flags);
+}
+
+/* A reservation in this CPU's buffer, published by pcb_commit(). */
+struct pcb_res {
+	struct sr_pos *pos;
+	u64 advance; /* skipped bytes + the record */
+};
+
+/*
+ * The switch and wakeup programs run with interrupts off (under the run
+ * queue's or the task's pi_lock) and none of schedrec's programs runs in
+ * NMI context, so nothing else writes this CPU's buffer meanwhile: no lock
+ * and no atomic operation is needed until the record is published.
+ */
+static __always_inline void *pcb_reserve(u32 cpu, u32 size, struct pcb_res *res,
+					 struct sr_cpu *st, u64 ts)
+{
+	struct sr_pos *pos = bpf_map_lookup_elem(&pcb_pos, &cpu);
+	struct sr_pcb_chunk *c;
+	u64 head, off, skip = 0;
+	u32 idx;
+
+	if (!pos)
+		return 0;
+	head = pos->head;
+	off = head & (SR_PCB_CHUNK - 1);
+	if (off + size > SR_PCB_CHUNK)
+		skip = SR_PCB_CHUNK - off;
+	if (head + skip + size - *(volatile u64 *)&pos->tail > (u64)pcb_chunks * SR_PCB_CHUNK) {
+		if (st) {
+			__sync_fetch_and_add(&st->lost, 1);
+			st->lost_last_ts = ts;
+		}
+		return 0;
+	}
+	if (skip) {
+		if (skip >= sizeof(struct sr_hdr)) {
+			idx = cpu * pcb_chunks + ((u32)(head / SR_PCB_CHUNK) & (pcb_chunks - 1));
+			c = bpf_map_lookup_elem(&pcb, &idx);
+			if (c)
+				((struct sr_hdr *)&c->data[off & (SR_PCB_CHUNK - 1)])->type = SR_EV_PAD;
+		}
+		head += skip;
+		off = 0;
+	}
+	idx = cpu * pcb_chunks + ((u32)(head / SR_PCB_CHUNK) & (pcb_chunks - 1));
+	c = bpf_map_lookup_elem(&pcb, &idx);
+	if (!c)
+		return 0;
+	res->pos = pos;
+	res->advance = skip + size;
+	return &c->data[off & (SR_PCB_CHUNK - 1)];
+}
+
+static __always_inline void pcb_commit(struct pcb_res *res)
+{
+	/* An atomic add orders the record's stores before the new head on
+	 * every architecture (a full barrier). */
+	__sync_fetch_and_add(&res->pos->head, res->advance);
 }
 
 static __always_inline void hdr(struct sr_hdr *h, u64 ts, u32 cpu, u16 type, u16 flags)
@@ -185,7 +280,7 @@ static __always_inline void emit_task_comm(struct task_struct *p, u32 event, u64
 		bpf_probe_read_kernel_str(e->comm, sizeof(e->comm), new_comm);
 	else
 		BPF_CORE_READ_STR_INTO(&e->comm, p, comm);
-	submit(e, sizeof(*e));
+	submit(e, sizeof(*e), st);
 }
 
 static __always_inline void emit_task(struct task_struct *p, u32 event, u64 ts, u32 cpu, struct sr_cpu *st)
@@ -194,9 +289,9 @@ static __always_inline void emit_task(struct task_struct *p, u32 event, u64 ts, 
 }
 
 /* Task metadata the first time a task is seen: never a comm per switch. */
-static __always_inline void note_task(struct task_struct *p, u64 ts, u32 cpu, struct sr_cpu *st)
+static __always_inline void note_task(struct task_struct *p, u32 pid, u64 ts, u32 cpu,
+				      struct sr_cpu *st)
 {
-	u32 pid = BPF_CORE_READ(p, pid);
 	u32 one = 1;
 
 	if (pid == 0)
@@ -249,18 +344,22 @@ static __always_inline u32 task_rq_cpu(struct task_struct *p, u32 fallback)
 #define SFX _btf
 #define RD(p, f) ((p)->f)
 #define RD_SMALL(s, f) ((s)->f)
+#define RD_RQ_CPU(p) ((p)->se.cfs_rq->rq->cpu)
 #include "hotpath.bpf.h"
 #undef SFX
 #undef RD
 #undef RD_SMALL
+#undef RD_RQ_CPU
 
 #define SFX _raw
 #define RD(p, f) BPF_CORE_READ(p, f)
 #define RD_SMALL(s, f) BPF_CORE_READ_BITFIELD_PROBED(s, f)
+#define RD_RQ_CPU(p) BPF_CORE_READ(p, se.cfs_rq, rq, cpu)
 #include "hotpath.bpf.h"
 #undef SFX
 #undef RD
 #undef RD_SMALL
+#undef RD_RQ_CPU
 
 SEC("tp_btf/sched_switch")
 int BPF_PROG(switch_btf, bool preempt, struct task_struct *prev, struct task_struct *next,
@@ -320,7 +419,7 @@ int BPF_PROG(migrate, struct task_struct *p, int dest_cpu)
 	e->orig_cpu = orig;
 	e->dest_cpu = dest_cpu;
 	e->pad = 0;
-	submit(e, sizeof(*e));
+	submit(e, sizeof(*e), st);
 	return 0;
 }
 
@@ -423,7 +522,7 @@ int BPF_PROG(pelt_se, struct sched_entity *se)
 		e->avg.flags = BPF_CORE_READ_BITFIELD_PROBED(se, on_rq) ? SR_PELT_ON_RQ : 0;
 	}
 	read_sums(&se->avg, &e->sums);
-	submit(e, sizeof(*e));
+	submit(e, sizeof(*e), st);
 	return 0;
 }
 
@@ -455,7 +554,7 @@ int BPF_PROG(pelt_cfs, struct cfs_rq *cfs_rq)
 	if (bpf_core_field_size(cfs_rq->avg.util_est) == sizeof(unsigned int))
 		e->avg.util_est = BPF_CORE_READ(cfs_rq, avg.util_est);
 	read_sums(&cfs_rq->avg, &e->sums);
-	submit(e, sizeof(*e));
+	submit(e, sizeof(*e), st);
 	return 0;
 }
 
@@ -464,16 +563,17 @@ int BPF_PROG(cpu_frequency, unsigned int frequency, unsigned int cpu_id)
 {
 	u32 cpu = bpf_get_smp_processor_id();
 	u64 ts = bpf_ktime_get_ns();
+	struct sr_cpu *st = state();
 	struct sr_freq *e;
 
 	if (!cpu_selected(cpu_id))
 		return 0;
-	e = reserve(state(), sizeof(*e), ts);
+	e = reserve(st, sizeof(*e), ts);
 	if (!e)
 		return 0;
 	hdr(&e->h, ts, cpu, SR_EV_FREQ, 0);
 	e->target_cpu = cpu_id;
 	e->freq_khz = frequency;
-	submit(e, sizeof(*e));
+	submit(e, sizeof(*e), st);
 	return 0;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 OR MIT */
 /*
- * Records the BPF programs put in the ring buffer. This header is the one
+ * Records the BPF programs put in the per-CPU buffers (switches, wakeups)
+ * and the ring buffer (the rest). This header is the one
  * definition of their layout: recorder/src/events.rs mirrors it with
  * #[repr(C)] structs and checks every size at compile time, as the
  * _Static_asserts below do here. Change both together.
@@ -10,6 +11,7 @@
 #ifndef __SCHEDREC_H
 #define __SCHEDREC_H
 
+#define SR_EV_PAD 0 /* per-CPU buffer: the rest of this chunk is unused */
 #define SR_EV_SWITCH 1
 #define SR_EV_SWITCH_FULL 2
 #define SR_EV_WAKEUP 3
@@ -72,6 +74,11 @@ struct sr_counter {
 	__u64 running;
 };
 
+/*
+ * A switch record is an sr_switch (--pelt off/switch) or an sr_switch_full
+ * (--pelt full), followed by an sr_counters when any counter is open: a host
+ * without a PMU writes 88 or 192 bytes per switch, not 184 or 288.
+ */
 struct sr_switch {
 	struct sr_hdr h;
 	__u32 prev_pid;
@@ -82,8 +89,11 @@ struct sr_switch {
 	__s32 next_prio;
 	__u32 prev_state;
 	__u32 pad;
-	struct sr_counter ctr[SR_COUNTERS];
 	struct sr_avg prev; /* valid when the header says pelt != off */
+};
+
+struct sr_counters {
+	struct sr_counter c[SR_COUNTERS];
 };
 
 struct sr_switch_full {
@@ -140,23 +150,51 @@ struct sr_freq {
 	__u32 freq_khz;
 };
 
+/*
+ * The per-CPU buffers of the switch and wakeup records: each CPU owns
+ * `pcb_chunks` consecutive elements of the `pcb` array map (SR_PCB_CHUNK
+ * bytes of records each, plus slack the verifier needs for its bounds), and
+ * one `sr_pos` in `pcb_pos`. Positions count bytes since the start. The
+ * CPU's program writes a record at `head`, then publishes it by advancing
+ * `head` atomically; the reader consumes up to `head` and then advances
+ * `tail`. A record never straddles two chunks: where the next one does not
+ * fit, the producer skips to the next chunk, leaving an SR_EV_PAD header
+ * when at least a header's room is left. A record that does not fit
+ * between `tail` and `head` + capacity is lost and counted.
+ */
+#define SR_PCB_CHUNK (64 << 10)
+#define SR_PCB_SLACK 512
+
+struct sr_pcb_chunk {
+	__u8 data[SR_PCB_CHUNK + SR_PCB_SLACK];
+};
+
+struct sr_pos {
+	__u64 head; /* written by the BPF program of this CPU */
+	__u64 pad0[7];
+	__u64 tail; /* written by the reader */
+	__u64 pad1[7];
+};
+
 /* Per-CPU state (a PERCPU_ARRAY of one element). */
 struct sr_cpu {
 	struct bpf_perf_event_value last[SR_COUNTERS];
 	__u64 lost;         /* ring-buffer reservations that failed */
 	__u64 lost_last_ts; /* time of the latest one */
 	__u32 last_next;    /* pid of the task this CPU last switched to */
-	__u32 pad;
+	__u32 unqueried;    /* bytes submitted since the last ring-buffer query */
 	/* pids whose metadata is known, direct-mapped by pid % 64: most
 	 * switches involve a few hot tasks, and this saves a hash lookup. */
 	__u32 seen_cache[64];
 };
 
 _Static_assert(sizeof(struct sr_hdr) == 16, "sr_hdr");
+_Static_assert(sizeof(struct sr_pos) == 128, "sr_pos");
 _Static_assert(sizeof(struct sr_avg) == 40, "sr_avg");
 _Static_assert(sizeof(struct sr_sums) == 32, "sr_sums");
-_Static_assert(sizeof(struct sr_switch) == 184, "sr_switch");
-_Static_assert(sizeof(struct sr_switch_full) == 288, "sr_switch_full");
+_Static_assert(sizeof(struct sr_switch) == 88, "sr_switch");
+_Static_assert(sizeof(struct sr_switch_full) == 192, "sr_switch_full");
+_Static_assert(sizeof(struct sr_counters) == 96, "sr_counters");
 _Static_assert(sizeof(struct sr_wakeup) == 64, "sr_wakeup");
 _Static_assert(sizeof(struct sr_wakeup_full) == 96, "sr_wakeup_full");
 _Static_assert(sizeof(struct sr_task) == 56, "sr_task");

@@ -46,6 +46,7 @@ enum { BPF_ANY = 0, BPF_NOEXIST = 1, BPF_EXIST = 2 };
 #define BPF_F_INDEX_MASK 0xffffffffULL
 #define BPF_F_CURRENT_CPU BPF_F_INDEX_MASK
 enum { BPF_RB_NO_WAKEUP = 1, BPF_RB_FORCE_WAKEUP = 2 };
+#define BPF_F_MMAPABLE (1U << 10) /* map_flags: user space may mmap the values */
 enum { BPF_RB_AVAIL_DATA = 0 };
 struct bpf_perf_event_value {
 	__u64 counter;

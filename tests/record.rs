@@ -204,6 +204,58 @@ fn pingpong_switches_match_the_kernels_count() {
 }
 
 #[test]
+fn small_per_cpu_buffers_wrap_without_garbling_records() {
+    // 1 MiB per CPU holds ~10 k switch records: a 2 s pingpong wraps it
+    // dozens of times, through every chunk boundary and padding rule of
+    // bpf/schedrec.h. A reader out of step with the BPF side would decode
+    // garbage: the switches of each CPU must chain (each one's `prev` is
+    // the previous one's `next`) except across a counted loss.
+    if !can_record("small_per_cpu_buffers_wrap_without_garbling_records") {
+        return;
+    }
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("wrap.sched");
+    let o = record(
+        &out,
+        &[
+            "--no-counters",
+            "--buffer-mib",
+            "1",
+            "--workload",
+            "pingpong --duration 2 --cpu 0",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!stderr.contains("could not be decoded"), "{stderr}");
+    let recs = records(&out);
+    let losses = recs
+        .iter()
+        .filter(|r| matches!(r, Record::Loss(l) if l.cpu == 0))
+        .count();
+    let cpu0: Vec<_> = recs
+        .iter()
+        .filter_map(|r| match r {
+            Record::Switch(s) if s.cpu == 0 => Some(s),
+            _ => None,
+        })
+        .collect();
+    let bytes = cpu0.len() * 88;
+    assert!(bytes > 8 << 20, "only {} switches on CPU 0", cpu0.len());
+    let breaks = cpu0
+        .windows(2)
+        .filter(|w| w[0].next.pid != w[1].prev.pid)
+        .count();
+    // A switch the tracepoint never sees (a VM-agent thread's, now and
+    // then) breaks the chain too; a garbled buffer would break most links.
+    assert!(
+        breaks <= losses + 10,
+        "{breaks} breaks in {} switches, {losses} losses",
+        cpu0.len()
+    );
+}
+
+#[test]
 fn sigkill_leaves_a_readable_file_missing_at_most_a_second() {
     if !can_record("sigkill_leaves_a_readable_file_missing_at_most_a_second") {
         return;
@@ -261,6 +313,54 @@ fn sigkill_leaves_a_readable_file_missing_at_most_a_second() {
         .count()
             > 100
     );
+}
+
+#[test]
+fn full_disk_stops_with_one_line_and_keeps_what_fit() {
+    // A file-size limit makes the writer's writes fail (EFBIG), as a full
+    // disk does (ENOSPC). The writer runs in the background, so the failure
+    // reaches the drain loop at its next flush: the recording must stop
+    // within seconds with one clear line, stop the command, and leave a
+    // readable file holding what fit.
+    if !can_record("full_disk_stops_with_one_line_and_keeps_what_fit") {
+        return;
+    }
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("full.sched");
+    let started = std::time::Instant::now();
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "trap '' XFSZ; ulimit -f 512; exec '{}' record -q --pelt full -o '{}' --workload 'pingpong --duration 30'",
+            exe(),
+            out.display()
+        ))
+        .output()
+        .unwrap();
+    let err = common::one_line_error(&o);
+    assert!(
+        err.contains("too large") && err.contains("keeps the"),
+        "{err}"
+    );
+    // Stopped by the failure, not by the end of the 30 s workload.
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    let size = std::fs::metadata(&out).unwrap().len();
+    assert!(size <= 512 * 1024, "{size}");
+    let r = Reader::open(&out).unwrap();
+    let switches = r
+        .records(Filter {
+            kinds: Some(vec![Kind::Switch]),
+            ..Default::default()
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .expect("every chunk that is there decodes")
+        .len();
+    assert!(switches > 1000, "{switches}");
 }
 
 #[test]

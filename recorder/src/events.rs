@@ -2,6 +2,8 @@
 //! (sizes checked at compile time on both sides), and their conversion to
 //! trace-format records.
 
+use std::mem::size_of;
+
 use schedrec_format as fmt;
 
 pub const EV_SWITCH: u16 = 1;
@@ -67,8 +69,14 @@ pub struct SwitchEv {
     pub next_prio: i32,
     pub prev_state: u32,
     pub pad: u32,
-    pub ctr: [Ctr; 4],
     pub prev: Avg,
+}
+
+/// Follows a switch record when any counter slot is open.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CountersEv {
+    pub c: [Ctr; 4],
 }
 
 #[repr(C)]
@@ -145,12 +153,12 @@ pub struct FreqEv {
 pub const CPU_STATE_LEN: usize = 4 * 24 + 16 + 8 + 64 * 4;
 
 const _: () = {
-    use std::mem::size_of;
     assert!(size_of::<Hdr>() == 16);
     assert!(size_of::<Avg>() == 40);
     assert!(size_of::<Sums>() == 32);
-    assert!(size_of::<SwitchEv>() == 184);
-    assert!(size_of::<SwitchFullEv>() == 288);
+    assert!(size_of::<SwitchEv>() == 88);
+    assert!(size_of::<SwitchFullEv>() == 192);
+    assert!(size_of::<CountersEv>() == 96);
     assert!(size_of::<WakeupEv>() == 64);
     assert!(size_of::<WakeupFullEv>() == 96);
     assert!(size_of::<TaskEv>() == 56);
@@ -200,6 +208,23 @@ pub struct Shape {
     pub pelt: fmt::PeltMode,
 }
 
+/// The length of a record in the per-CPU buffers (the switch and wakeup
+/// kinds; `None` for any other kind).
+pub fn pcb_record_len(kind: u16, shape: &Shape) -> Option<usize> {
+    let counters = if shape.counters.contains(&true) {
+        size_of::<CountersEv>()
+    } else {
+        0
+    };
+    match kind {
+        EV_SWITCH => Some(size_of::<SwitchEv>() + counters),
+        EV_SWITCH_FULL => Some(size_of::<SwitchFullEv>() + counters),
+        EV_WAKEUP => Some(size_of::<WakeupEv>()),
+        EV_WAKEUP_FULL => Some(size_of::<WakeupFullEv>()),
+        _ => None,
+    }
+}
+
 /// Converts one ring-buffer record. `None` for a record too short or of an
 /// unknown type (a mismatch between the BPF object and this code).
 pub fn convert(b: &[u8], shape: &Shape) -> Option<fmt::Record> {
@@ -212,14 +237,19 @@ pub fn convert(b: &[u8], shape: &Shape) -> Option<fmt::Record> {
             } else {
                 None
             };
-            let e: SwitchEv = match &full {
-                Some(f) => f.s,
-                None => read(b)?,
+            let (e, base): (SwitchEv, usize) = match &full {
+                Some(f) => (f.s, size_of::<SwitchFullEv>()),
+                None => (read(b)?, size_of::<SwitchEv>()),
             };
             let mut counters = [None; 4];
+            let ctr: Option<CountersEv> = if shape.counters.contains(&true) {
+                Some(read(b.get(base..)?)?)
+            } else {
+                None
+            };
             for (k, slot) in counters.iter_mut().enumerate() {
-                if shape.counters[k] {
-                    let c = e.ctr[k];
+                if let (true, Some(ctr)) = (shape.counters[k], &ctr) {
+                    let c = ctr.c[k];
                     *slot = Some(fmt::Counter {
                         value: c.value,
                         enabled: c.enabled,
@@ -343,14 +373,17 @@ mod tests {
             prev_prio: 120,
             ..Default::default()
         };
-        e.ctr[0].value = 1000;
         e.prev.util_avg = 300;
         e.prev.flags = PELT_ON_RQ;
+        let mut ctr = CountersEv::default();
+        ctr.c[0].value = 1000;
+        let mut b = bytes(&e);
+        b.extend(bytes(&ctr));
         let shape = Shape {
             counters: [true, false, false, false],
             pelt: fmt::PeltMode::Switch,
         };
-        let fmt::Record::Switch(s) = convert(&bytes(&e), &shape).unwrap() else {
+        let fmt::Record::Switch(s) = convert(&b, &shape).unwrap() else {
             panic!("not a switch")
         };
         assert_eq!(
@@ -362,8 +395,20 @@ mod tests {
         let p = s.prev_pelt.unwrap();
         assert_eq!((p.util_avg, p.on_rq, p.sched_delayed), (300, true, false));
         assert!(s.next_pelt.is_none());
-        // Truncated input is refused, not misread.
-        assert!(convert(&bytes(&e)[..100], &shape).is_none());
+        // Truncated input is refused, not misread: a record without its
+        // counters, or cut inside them.
+        assert!(convert(&b[..88], &shape).is_none());
+        assert!(convert(&b[..150], &shape).is_none());
+        // Without counters open, the record ends after the PELT values.
+        let none = Shape {
+            counters: [false; 4],
+            ..shape
+        };
+        let fmt::Record::Switch(s) = convert(&b[..88], &none).unwrap() else {
+            panic!("not a switch")
+        };
+        assert!(s.counters.iter().all(|c| c.is_none()));
+        assert_eq!(s.prev_pelt.unwrap().util_avg, 300);
     }
 
     #[test]

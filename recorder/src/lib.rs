@@ -1,10 +1,11 @@
 //! schedrec's recorder: the BPF programs of `../bpf` loaded with libbpf-rs,
-//! their ring buffer drained into a `.sched` trace, and the built-in
+//! their per-CPU buffers and ring buffer drained into a `.sched` trace, and the built-in
 //! workloads used by tests, the demo and experiments.
 
 pub mod events;
 pub mod host;
 pub mod overhead;
+pub mod pcb;
 pub mod perf;
 pub mod record;
 pub mod workload;

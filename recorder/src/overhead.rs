@@ -11,11 +11,18 @@ use std::time::Duration;
 #[derive(Clone, Debug, Default)]
 pub struct Row {
     pub workload: String,
-    /// Throughput without recording, per pair (ops/s).
+    /// Throughput without recording, per round (ops/s).
     pub base: Vec<f64>,
-    /// Throughput while recording, per pair.
+    /// Throughput while recording, per round.
     pub traced: Vec<f64>,
-    /// ns per run of the sched_switch program (bpf_stats), averaged over runs.
+    /// Throughput with every program attached but the switch and wakeup
+    /// programs returning at once (`record --hooks-only`), per round: the
+    /// floor any recorder on these hooks pays on this host.
+    pub hooks: Vec<f64>,
+    /// ns per run of the sched_switch program (bpf_stats).
+    pub bpf_switch_ns: Option<f64>,
+    /// ns of all of schedrec's BPF programs per context switch (bpf_stats):
+    /// the switch program and the wakeup, migration and task programs.
     pub bpf_ns_per_switch: Option<f64>,
     pub lost: u64,
     /// Recorder CPU seconds per second recorded.
@@ -25,23 +32,28 @@ pub struct Row {
 }
 
 impl Row {
-    /// Median of the per-pair ratios traced/base.
+    /// Median of the per-round ratios traced/base.
     pub fn ratio(&self) -> f64 {
-        let mut r: Vec<f64> = self
-            .base
-            .iter()
-            .zip(&self.traced)
-            .map(|(b, t)| t / b)
-            .collect();
-        r.sort_by(|a, b| a.total_cmp(b));
-        r.get(r.len() / 2).copied().unwrap_or(f64::NAN)
+        median_ratio(&self.base, &self.traced)
     }
+
+    /// Median of the per-round ratios hooks-only/base.
+    pub fn hooks_ratio(&self) -> f64 {
+        median_ratio(&self.base, &self.hooks)
+    }
+}
+
+fn median_ratio(base: &[f64], with: &[f64]) -> f64 {
+    let mut r: Vec<f64> = base.iter().zip(with).map(|(b, t)| t / b).collect();
+    r.sort_by(|a, b| a.total_cmp(b));
+    r.get(r.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 pub struct Config {
     /// The schedrec binary (to run `record` and `workload`).
     pub exe: PathBuf,
-    pub pairs: usize,
+    /// Interleaved rounds (without, hooks only, recording).
+    pub rounds: usize,
     pub seconds: f64,
     pub dir: PathBuf,
     /// Extra `record` arguments (e.g. --pelt full, --no-counters).
@@ -86,11 +98,12 @@ pub fn have_perf() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-fn start_recorder(cfg: &Config, out: &Path) -> Result<Child, String> {
+fn start_recorder(cfg: &Config, out: &Path, hooks_only: bool) -> Result<Child, String> {
     let child = Command::new(&cfg.exe)
         .args(["record", "-q", "-o"])
         .arg(out)
         .args(&cfg.record_args)
+        .args(hooks_only.then_some("--hooks-only"))
         .stdout(Stdio::null())
         .spawn()
         .map_err(|e| e.to_string())?;
@@ -110,14 +123,38 @@ fn cpu_seconds(pid: u32) -> f64 {
     ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
 }
 
-/// Sum of run_time_ns and run_cnt of loaded programs named `name`.
-fn bpf_stats(name: &str) -> (u64, u64) {
-    let mut t = (0, 0);
+/// schedrec's BPF program names (libbpf truncates names to 15 bytes).
+const PROGRAMS: &[&str] = &[
+    "switch_btf",
+    "switch_raw",
+    "wakeup_btf",
+    "wakeup_raw",
+    "wakeup_new_btf",
+    "wakeup_new_raw",
+    "migrate",
+    "proc_fork",
+    "proc_exec",
+    "proc_exit",
+    "task_rename",
+    "pelt_se",
+    "pelt_cfs",
+    "cpu_frequency",
+];
+
+/// run_time_ns and run_cnt of the sched_switch programs, and run_time_ns
+/// of all of schedrec's programs, summed over loaded programs.
+fn bpf_stats() -> (u64, u64, u64) {
+    let mut t = (0, 0, 0);
     for p in libbpf_rs::query::ProgInfoIter::default() {
-        if p.name.to_string_lossy() == name {
+        let name = p.name.to_string_lossy();
+        if !PROGRAMS.contains(&name.as_ref()) {
+            continue;
+        }
+        if name.starts_with("switch_") {
             t.0 += p.run_time_ns;
             t.1 += p.run_cnt;
         }
+        t.2 += p.run_time_ns;
     }
     t
 }
@@ -139,46 +176,66 @@ impl Drop for BpfStatsOn {
     }
 }
 
-/// Runs A/B pairs of `workload` (returns ops/s) with and without recording.
+/// Runs interleaved rounds of `workload` (returns ops/s): without
+/// recording, recording with `--hooks-only`, and recording; then one more
+/// recorded run with the kernel's bpf_stats on for the programs' own cost.
+/// The rounds run with bpf_stats as the host has it (normally off): its two
+/// clock reads per program run are not part of schedrec's overhead.
 pub fn measure(
     cfg: &Config,
     name: &str,
     mut workload: impl FnMut(&Config) -> Result<f64, String>,
 ) -> Result<Row, String> {
-    let _stats = BpfStatsOn::enable();
     let mut row = Row {
         workload: name.into(),
         ..Default::default()
     };
-    let (mut bpf_t, mut bpf_n, mut cpu, mut secs, mut bytes) = (0u64, 0u64, 0.0, 0.0, 0u64);
-    for i in 0..cfg.pairs {
-        row.base.push(workload(cfg)?);
+    let (mut cpu, mut secs, mut bytes) = (0.0, 0.0, 0u64);
+    for i in 0..=cfg.rounds {
+        let costs = i == cfg.rounds;
         let out = cfg
             .dir
             .join(format!("overhead-{}-{i}.sched", std::process::id()));
-        let mut rec = start_recorder(cfg, &out)?;
-        let (t0, n0) = bpf_stats("switch_btf");
+        if !costs {
+            row.base.push(workload(cfg)?);
+            let mut rec = start_recorder(cfg, &out, true)?;
+            let r = workload(cfg);
+            // SAFETY: signalling our own child; it finishes the file on SIGINT.
+            unsafe { libc::kill(rec.id() as i32, libc::SIGINT) };
+            let _ = rec.wait();
+            let _ = std::fs::remove_file(&out);
+            row.hooks.push(r?);
+        }
+        let mut rec = start_recorder(cfg, &out, false)?;
+        let stats = costs.then(BpfStatsOn::enable);
+        let (t0, n0, all0) = bpf_stats();
         let c0 = cpu_seconds(rec.id());
         let started = std::time::Instant::now();
         let r = workload(cfg);
-        let (t1, n1) = bpf_stats("switch_btf");
-        cpu += cpu_seconds(rec.id()) - c0;
-        secs += started.elapsed().as_secs_f64();
+        let (t1, n1, all1) = bpf_stats();
+        drop(stats);
+        let c1 = cpu_seconds(rec.id());
+        let elapsed = started.elapsed().as_secs_f64();
         // SAFETY: signalling our own child; it finishes the file on SIGINT.
         unsafe { libc::kill(rec.id() as i32, libc::SIGINT) };
         let _ = rec.wait();
-        row.traced.push(r?);
-        bpf_t += t1 - t0;
-        bpf_n += n1 - n0;
+        let r = r?;
         let reader = schedrec_format::Reader::open(&out).map_err(|e| e.to_string())?;
         let s = schedrec_format::Summary::of(&reader).map_err(|e| e.to_string())?;
-        row.lost += s.lost_events;
-        row.switches += s.switches;
-        bytes += s.file_bytes;
         let _ = std::fs::remove_file(&out);
-    }
-    if bpf_n > 0 {
-        row.bpf_ns_per_switch = Some(bpf_t as f64 / bpf_n as f64);
+        row.lost += s.lost_events;
+        if costs {
+            if n1 > n0 {
+                row.bpf_switch_ns = Some((t1 - t0) as f64 / (n1 - n0) as f64);
+                row.bpf_ns_per_switch = Some((all1 - all0) as f64 / (n1 - n0) as f64);
+            }
+        } else {
+            row.traced.push(r);
+            cpu += c1 - c0;
+            secs += elapsed;
+            row.switches += s.switches;
+            bytes += s.file_bytes;
+        }
     }
     row.recorder_cpu = cpu / secs.max(1e-9);
     row.bytes_per_switch = bytes as f64 / row.switches.max(1) as f64;

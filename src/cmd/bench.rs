@@ -16,9 +16,10 @@ const BUSY_HOST: &str = include_str!("../../fixtures/synth/busy-host.toml");
 pub enum What {
     /// Recording overhead: interleaved runs without and with `schedrec record` (root).
     Overhead {
-        /// A/B pairs per workload.
-        #[arg(long, default_value_t = 7)]
-        pairs: usize,
+        /// Interleaved rounds per workload, each one run without recording,
+        /// one with `record --hooks-only` (the floor), one recording.
+        #[arg(long, alias = "pairs", default_value_t = 10)]
+        rounds: usize,
         /// Seconds per pingpong run.
         #[arg(long, default_value_t = 2.0)]
         seconds: f64,
@@ -76,10 +77,10 @@ pub enum What {
 pub fn run(w: What) -> CliResult {
     match w {
         What::Overhead {
-            pairs,
+            rounds,
             seconds,
             record_args,
-        } => overhead(pairs, seconds, &record_args),
+        } => overhead(rounds, seconds, &record_args),
         What::Format {
             switches,
             spec,
@@ -386,7 +387,7 @@ pub fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-fn overhead(pairs: usize, seconds: f64, record_args: &str) -> CliResult {
+fn overhead(rounds: usize, seconds: f64, record_args: &str) -> CliResult {
     use schedrec_recorder::overhead::*;
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
@@ -394,14 +395,14 @@ fn overhead(pairs: usize, seconds: f64, record_args: &str) -> CliResult {
     }
     let cfg = Config {
         exe: std::env::current_exe()?,
-        pairs: pairs.max(1),
+        rounds: rounds.max(1),
         seconds,
         dir: std::env::temp_dir(),
         record_args: record_args.split_whitespace().map(String::from).collect(),
     };
     eprintln!(
-        "bench overhead: {} interleaved pairs (without, with `schedrec record {}`) per workload",
-        cfg.pairs, record_args
+        "bench overhead: {} interleaved rounds (without, `record --hooks-only`, `record {}`) per workload",
+        cfg.rounds, record_args
     );
     let mut rows = vec![pingpong_row(&cfg)?];
     if have_perf() {
@@ -409,18 +410,21 @@ fn overhead(pairs: usize, seconds: f64, record_args: &str) -> CliResult {
     } else {
         eprintln!("bench overhead: perf is not installed: skipping `perf bench sched pipe`");
     }
-    println!("| workload | ops/s without | ops/s with | throughput ratio (median of pairs) | BPF ns/switch | lost | recorder CPU | B/switch |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| workload | ops/s without | ops/s with | throughput ratio (median of rounds) | floor: hooks only | BPF ns per switch: switch program / all programs | lost | recorder CPU | B/switch |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in &rows {
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
         println!(
-            "| {} | {:.0} | {:.0} | {:.3} | {} | {} | {:.1} % | {:.2} |",
+            "| {} | {:.0} | {:.0} | {:.3} | {:.3} | {} | {} | {:.1} % | {:.2} |",
             r.workload,
             mean(&r.base),
             mean(&r.traced),
             r.ratio(),
-            r.bpf_ns_per_switch
-                .map_or("n/a".into(), |n| format!("{n:.0}")),
+            r.hooks_ratio(),
+            match (r.bpf_switch_ns, r.bpf_ns_per_switch) {
+                (Some(s), Some(a)) => format!("{s:.0} / {a:.0}"),
+                _ => "n/a".into(),
+            },
             r.lost,
             r.recorder_cpu * 100.0,
             r.bytes_per_switch

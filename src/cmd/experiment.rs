@@ -77,6 +77,8 @@ fn record_one(s: Scenario, secs: f64, out: &Path) -> Result<(), schedrec_recorde
         cgroups: vec![],
         quiet: true,
         force_raw_tp: false,
+        hooks_only: false,
+        buffer_mib: None,
         nice: -10,
         command_line: std::env::args().collect(),
     };

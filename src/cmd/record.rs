@@ -44,6 +44,14 @@ pub struct Args {
     /// Use raw_tp/sched_switch even where tp_btf works.
     #[arg(long)]
     raw_tp: bool,
+    /// Size of each CPU's buffer for switch and wakeup records, in MiB (a
+    /// power of two; default: 64 MiB over all CPUs, 1 to 32 MiB each).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    buffer_mib: Option<u32>,
+    /// Benchmark floor: attach every program but return at once from the
+    /// switch and wakeup programs (records no switches or wakeups).
+    #[arg(long, hide = true)]
+    hooks_only: bool,
     /// Nice value for the recorder's own threads: below 0 they get the CPU
     /// ahead of a saturating workload, so the ring buffer is drained in time.
     #[arg(long, default_value_t = -10, allow_hyphen_values = true)]
@@ -92,6 +100,8 @@ pub fn run(a: Args) -> Result<i32, Box<dyn std::error::Error + Send + Sync>> {
         cgroups: a.cgroup,
         quiet: a.quiet,
         force_raw_tp: a.raw_tp,
+        hooks_only: a.hooks_only,
+        buffer_mib: a.buffer_mib,
         nice: a.nice,
         command_line: std::env::args().collect(),
     };
