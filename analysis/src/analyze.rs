@@ -5,7 +5,7 @@ use polars::prelude::*;
 use serde::Serialize;
 
 use crate::frames::frame;
-use crate::tables::Tables;
+use crate::tables::{OptU64, Tables};
 
 /// One task's statistics (`schedrec analyze --json`, `tasks[]`).
 #[derive(Clone, Debug, Serialize)]
@@ -121,7 +121,38 @@ pub fn tasks(t: &Tables) -> PolarsResult<Vec<TaskStats>> {
     let span = (t.span.1 - t.span.0).max(1) as f64;
     let q = |c: &str, p: f64| col(c).quantile(lit(p), QuantileMethod::Linear);
 
-    let slices = frame(t, "slices")?.lazy().group_by([col("pid")]).agg([
+    // Only the columns read here (the `slices` table's frame carries its
+    // labels as strings and every counter: twice the memory).
+    let s = &t.slices;
+    let ratio = |a: &OptU64, b: &dyn Fn(usize) -> Option<u64>| {
+        Float64Chunked::from_iter_options(
+            "".into(),
+            (0..s.pid.len()).map(|i| Some(a.get(i)? as f64 / b(i)? as f64)),
+        )
+    };
+    let ended = |state: &str| -> Vec<bool> {
+        (0..s.pid.len())
+            .map(|i| s.end_state.str(i) == state)
+            .collect()
+    };
+    let slices = DataFrame::new_infer_height(vec![
+        Column::new("pid".into(), &s.pid),
+        Column::new("duration_ns".into(), &s.duration_ns),
+        Column::new("preempted".into(), ended("preempted")),
+        Column::new("uninterruptible".into(), ended("uninterruptible")),
+        ratio(&s.instructions, &|i| s.cycles.get(i))
+            .into_column()
+            .with_name("ipc".into()),
+        ratio(&s.cache_misses, &|i| s.cache_references.get(i))
+            .into_column()
+            .with_name("miss_rate".into()),
+        ratio(&s.cycles, &|i| Some(s.duration_ns[i]))
+            .into_column()
+            .with_name("ghz".into()),
+    ])?
+    .lazy()
+    .group_by([col("pid")])
+    .agg([
         col("duration_ns")
             .sum()
             .cast(DataType::Float64)
@@ -130,19 +161,11 @@ pub fn tasks(t: &Tables) -> PolarsResult<Vec<TaskStats>> {
         col("duration_ns").mean().alias("mean_run_ns"),
         q("duration_ns", 0.5).alias("run50"),
         q("duration_ns", 0.99).alias("run99"),
-        col("end_state")
-            .eq(lit("preempted"))
-            .cast(DataType::Float64)
-            .mean()
-            .alias("preempted"),
-        col("end_state")
-            .eq(lit("uninterruptible"))
-            .cast(DataType::Float64)
-            .mean()
-            .alias("uninterruptible"),
-        col("ipc").mean().alias("ipc"),
-        col("miss_rate").mean().alias("miss_rate"),
-        col("ghz").mean().alias("ghz"),
+        col("preempted").cast(DataType::Float64).mean(),
+        col("uninterruptible").cast(DataType::Float64).mean(),
+        col("ipc").mean(),
+        col("miss_rate").mean(),
+        col("ghz").mean(),
     ]);
     let wakeups = frame(t, "wakeups")?
         .lazy()
@@ -161,38 +184,43 @@ pub fn tasks(t: &Tables) -> PolarsResult<Vec<TaskStats>> {
             q("sleep_ns", 0.5).alias("sleep50"),
             q("sleep_ns", 0.99).alias("sleep99"),
         ]);
-    let err = (col("kernel_util_avg").cast(DataType::Float64)
-        - col("measured_util").cast(DataType::Float64))
-    .alias("err");
-    let replay = frame(t, "replay")?
-        .lazy()
-        .filter(
-            col("excluded")
-                .is_null()
-                .and(col("kernel_util_avg").is_not_null())
-                .and(col("measured_util").is_not_null()),
-        )
-        .with_column(err)
-        .with_column(col("err").abs().alias("abs_err"))
-        .group_by([col("pid")])
-        .agg([
-            len().alias("samples"),
-            col("kernel_util_avg")
-                .cast(DataType::Float64)
-                .mean()
-                .alias("kernel_mean"),
-            col("measured_util")
-                .cast(DataType::Float64)
-                .mean()
-                .alias("measured_mean"),
-            col("model_util_avg")
-                .cast(DataType::Float64)
-                .mean()
-                .alias("model_mean"),
-            col("abs_err").mean().alias("mae"),
-            q("abs_err", 0.95).alias("p95"),
-            q("abs_err", 0.99).alias("p99"),
-        ]);
+    let err = (col("kernel_util_avg") - col("measured_util")).alias("err");
+    // Only the judged samples with both values, and only the columns read
+    // here: the whole replay table as a frame (strings for the event and
+    // exclusion labels) cost more memory than everything else.
+    let r = &t.replay;
+    let judged: Vec<usize> = (0..r.len())
+        .filter(|&i| {
+            r.excluded.get(i).is_none()
+                && r.kernel_util_avg.get(i).is_some()
+                && r.measured_util.get(i).is_some()
+        })
+        .collect();
+    let f64s = |v: &crate::tables::OptU32| -> Vec<Option<f64>> {
+        judged.iter().map(|&i| v.get(i).map(|x| x as f64)).collect()
+    };
+    let replay = DataFrame::new_infer_height(vec![
+        Column::new(
+            "pid".into(),
+            judged.iter().map(|&i| r.pid[i]).collect::<Vec<u32>>(),
+        ),
+        Column::new("kernel_util_avg".into(), f64s(&r.kernel_util_avg)),
+        Column::new("measured_util".into(), f64s(&r.measured_util)),
+        Column::new("model_util_avg".into(), f64s(&r.model_util_avg)),
+    ])?
+    .lazy()
+    .with_column(err)
+    .with_column(col("err").abs().alias("abs_err"))
+    .group_by([col("pid")])
+    .agg([
+        len().alias("samples"),
+        col("kernel_util_avg").mean().alias("kernel_mean"),
+        col("measured_util").mean().alias("measured_mean"),
+        col("model_util_avg").mean().alias("model_mean"),
+        col("abs_err").mean().alias("mae"),
+        q("abs_err", 0.95).alias("p95"),
+        q("abs_err", 0.99).alias("p99"),
+    ]);
     let names = frame(t, "tasks")?
         .lazy()
         .group_by([col("pid")])
@@ -388,7 +416,7 @@ pub fn error_correlations(t: &Tables, tasks: &[TaskStats]) -> Vec<ErrorCorrelati
     use std::collections::HashMap;
     let class_of: HashMap<u32, &'static str> = tasks.iter().map(|t| (t.pid, t.class)).collect();
     let s = &t.slices;
-    let slice_at: HashMap<(u32, u64), usize> = (0..s.pid.len())
+    let slice_at: rustc_hash::FxHashMap<(u32, u64), usize> = (0..s.pid.len())
         .map(|i| ((s.pid[i], s.end[i]), i))
         .collect();
     let ratio = |a: Option<u64>, b: Option<u64>| match (a, b) {
@@ -400,10 +428,10 @@ pub fn error_correlations(t: &Tables, tasks: &[TaskStats]) -> Vec<ErrorCorrelati
     let mut counted: HashMap<&str, u64> = HashMap::new();
     let r = &t.replay;
     for i in 0..r.ts.len() {
-        if r.event[i] != "switch_out" || r.excluded[i].is_some() {
+        if r.event.str(i) != "switch_out" || r.excluded.get(i).is_some() {
             continue;
         }
-        let (Some(k), Some(m)) = (r.kernel_util_avg[i], r.measured_util[i]) else {
+        let (Some(k), Some(m)) = (r.kernel_util_avg.get(i), r.measured_util.get(i)) else {
             continue;
         };
         let (Some(&class), Some(&j)) =
@@ -413,9 +441,9 @@ pub fn error_correlations(t: &Tables, tasks: &[TaskStats]) -> Vec<ErrorCorrelati
         };
         let err = k as f64 - m as f64;
         let xs = [
-            ratio(s.instructions[j], s.cycles[j]),
-            ratio(s.cache_misses[j], s.cache_references[j]),
-            ratio(s.cycles[j], Some(s.duration_ns[j])),
+            ratio(s.instructions.get(j), s.cycles.get(j)),
+            ratio(s.cache_misses.get(j), s.cache_references.get(j)),
+            ratio(s.cycles.get(j), Some(s.duration_ns[j])),
         ];
         if xs.iter().any(Option::is_some) {
             *counted.entry(class).or_default() += 1;

@@ -166,8 +166,8 @@ struct TaskInput {
     source: &'static str,
 }
 
-fn inputs(t: &Tables) -> HashMap<u32, TaskInput> {
-    let mut m: HashMap<u32, TaskInput> = HashMap::new();
+fn inputs(t: &Tables) -> rustc_hash::FxHashMap<u32, TaskInput> {
+    let mut m: rustc_hash::FxHashMap<u32, TaskInput> = Default::default();
     let s = &t.slices;
     for i in 0..s.pid.len() {
         m.entry(s.pid[i])
@@ -177,19 +177,19 @@ fn inputs(t: &Tables) -> HashMap<u32, TaskInput> {
                 source: "kernel",
             })
             .slices
-            .push((s.start[i], s.end[i], s.end_state[i] == "preempted"));
+            .push((s.start[i], s.end[i], s.end_state.str(i) == "preempted"));
     }
     let r = &t.replay;
     for i in 0..r.ts.len() {
         let Some(e) = m.get_mut(&r.pid[i]) else {
             continue;
         };
-        let (u, ue) = match r.kernel_util_avg[i] {
-            Some(u) => (u as f64, r.kernel_util_est[i].map(|v| v as f64)),
-            None => match r.exact_util_avg[i] {
+        let (u, ue) = match r.kernel_util_avg.get(i) {
+            Some(u) => (u as f64, r.kernel_util_est.get(i).map(|v| v as f64)),
+            None => match r.exact_util_avg.get(i) {
                 Some(u) => {
                     e.source = "model";
-                    (u as f64, r.model_util_est[i].map(|v| v as f64))
+                    (u as f64, r.model_util_est.get(i).map(|v| v as f64))
                 }
                 None => continue,
             },

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
-use crate::tables::{ReplayRows, Tables};
+use crate::tables::{Labels, OptU32, OptU64, ReplayRows, Tables};
 
 /// The tables `export` writes, in this order.
 pub const TABLES: [&str; 6] = ["switches", "slices", "wakeups", "tasks", "pelt", "replay"];
@@ -18,7 +18,6 @@ pub fn frame(t: &Tables, name: &str) -> PolarsResult<DataFrame> {
             Column::new($n.into(), $v.as_slice())
         };
     }
-    let strs = |v: &[&'static str]| -> Vec<&str> { v.to_vec() };
     match name {
         "switches" => {
             let s = &t.switches;
@@ -52,11 +51,11 @@ pub fn frame(t: &Tables, name: &str) -> PolarsResult<DataFrame> {
                 c!("start", s.start),
                 c!("end", s.end),
                 c!("duration_ns", s.duration_ns),
-                Column::new("end_state".into(), strs(&s.end_state)),
-                c!("cycles", s.cycles),
-                c!("instructions", s.instructions),
-                c!("cache_references", s.cache_references),
-                c!("cache_misses", s.cache_misses),
+                labels("end_state", &s.end_state),
+                u64s("cycles", &s.cycles),
+                u64s("instructions", &s.instructions),
+                u64s("cache_references", &s.cache_references),
+                u64s("cache_misses", &s.cache_misses),
             ])?;
             // Derived: instructions per cycle, misses per reference, and the
             // effective frequency (cycles per ns = GHz); null without counters.
@@ -77,8 +76,8 @@ pub fn frame(t: &Tables, name: &str) -> PolarsResult<DataFrame> {
                 c!("pid", w.pid),
                 c!("target_cpu", w.target_cpu),
                 c!("new", w.new),
-                c!("latency_ns", w.latency_ns),
-                c!("sleep_ns", w.sleep_ns),
+                u64s("latency_ns", &w.latency_ns),
+                u64s("sleep_ns", &w.sleep_ns),
             ])
         }
         "tasks" => {
@@ -112,6 +111,14 @@ pub fn frame(t: &Tables, name: &str) -> PolarsResult<DataFrame> {
             format!("no table named {other}").into(),
         )),
     }
+}
+
+fn u64s(name: &str, v: &OptU64) -> Column {
+    UInt64Chunked::from_iter_options(name.into(), v.iter()).into_column()
+}
+
+fn labels(name: &str, v: &Labels) -> Column {
+    StringChunked::from_iter_options(name.into(), v.iter()).into_column()
 }
 
 fn col_f(name: &str) -> Expr {
@@ -156,15 +163,14 @@ pub fn write(df: &mut DataFrame, path: &Path, format: Format) -> PolarsResult<()
 
 /// The `replay` table as a DataFrame (the columns of `schedrec replay -o`).
 pub fn replay_frame(r: &ReplayRows) -> PolarsResult<DataFrame> {
-    let u = |name: &str, v: &[Option<u64>]| Column::new(name.into(), v);
+    let u = |name: &str, v: &OptU32| {
+        UInt64Chunked::from_iter_options(name.into(), v.iter()).into_column()
+    };
     let mut cols = vec![
         Column::new("ts".into(), &r.ts),
         Column::new("pid".into(), &r.pid),
         Column::new("cpu".into(), &r.cpu),
-        Column::new(
-            "event".into(),
-            r.event.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
-        ),
+        labels("event", &r.event),
         u("kernel_util_avg", &r.kernel_util_avg),
         u("kernel_load_avg", &r.kernel_load_avg),
         u("kernel_runnable_avg", &r.kernel_runnable_avg),
@@ -188,13 +194,7 @@ pub fn replay_frame(r: &ReplayRows) -> PolarsResult<DataFrame> {
     cols.extend([
         u("model_util_est", &r.model_util_est),
         u("measured_util", &r.measured_util),
-        Column::new(
-            "excluded".into(),
-            r.excluded
-                .iter()
-                .map(|e| e.map(str::to_string))
-                .collect::<Vec<_>>(),
-        ),
+        labels("excluded", &r.excluded),
     ]);
     DataFrame::new_infer_height(cols)
 }

@@ -126,9 +126,11 @@ fn counter_chart(t: &Tables, top: &[(u32, String)], ghz: bool) -> Option<String>
             .step_by(step)
             .filter_map(|&i| {
                 let v = if ghz {
-                    s.cycles[i].map(|c| c as f64 / s.duration_ns[i].max(1) as f64)
+                    s.cycles
+                        .get(i)
+                        .map(|c| c as f64 / s.duration_ns[i].max(1) as f64)
                 } else {
-                    match (s.instructions[i], s.cycles[i]) {
+                    match (s.instructions.get(i), s.cycles.get(i)) {
                         (Some(n), Some(c)) if c > 0 => Some(n as f64 / c as f64),
                         _ => None,
                     }
@@ -261,7 +263,11 @@ fn util_chart(t: &Tables, pid: u32, t0: u64, t1: u64) -> String {
         let pts = idx
             .iter()
             .step_by(step)
-            .filter_map(|&i| values[i].map(|v| (r.ts[i].saturating_sub(t0) as f64 / 1e6, v as f64)))
+            .filter_map(|&i| {
+                values
+                    .get(i)
+                    .map(|v| (r.ts[i].saturating_sub(t0) as f64 / 1e6, v as f64))
+            })
             .collect();
         (name.to_string(), color, dashed, pts)
     });
@@ -334,8 +340,11 @@ fn error_histogram(
     let mut counts = vec![vec![0u64; bins]; classes.len()];
     let r = &t.replay;
     for i in 0..r.ts.len() {
-        let (Some(k), Some(m), None) = (r.kernel_util_avg[i], r.measured_util[i], r.excluded[i])
-        else {
+        let (Some(k), Some(m), None) = (
+            r.kernel_util_avg.get(i),
+            r.measured_util.get(i),
+            r.excluded.get(i),
+        ) else {
             continue;
         };
         let Some(c) = classes_of

@@ -2,9 +2,9 @@
 //! the shapes `schedrec export` writes and the analysis reads. Schemas:
 //! `analysis/SCHEMAS.md`.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
-use schedrec_format::{Entity, Filter, Reader, Record, TaskEvent};
+use schedrec_format::{Entity, Filter, Kind, Reader, Record, TaskEvent};
 use schedrec_replay::task::Row;
 
 /// `switches`: one row per context switch.
@@ -40,11 +40,31 @@ pub struct Slices {
     pub duration_ns: Vec<u64>,
     /// How it ended: `preempted` (still runnable), `sleep` (interruptible),
     /// `uninterruptible` (D state), `other`.
-    pub end_state: Vec<&'static str>,
-    pub cycles: Vec<Option<u64>>,
-    pub instructions: Vec<Option<u64>>,
-    pub cache_references: Vec<Option<u64>>,
-    pub cache_misses: Vec<Option<u64>>,
+    pub end_state: Labels,
+    pub cycles: OptU64,
+    pub instructions: OptU64,
+    pub cache_references: OptU64,
+    pub cache_misses: OptU64,
+}
+
+impl Slices {
+    /// Room for `n` rows, allocated once (no doubling slack, no copies).
+    pub fn reserve(&mut self, n: usize) {
+        self.pid.reserve_exact(n);
+        self.cpu.reserve_exact(n);
+        self.start.reserve_exact(n);
+        self.end.reserve_exact(n);
+        self.duration_ns.reserve_exact(n);
+        self.end_state.reserve(n);
+        for c in [
+            &mut self.cycles,
+            &mut self.instructions,
+            &mut self.cache_references,
+            &mut self.cache_misses,
+        ] {
+            c.reserve(n);
+        }
+    }
 }
 
 /// `wakeups`: one row per wakeup, with the wait until the task ran.
@@ -55,10 +75,22 @@ pub struct Wakeups {
     pub target_cpu: Vec<u32>,
     pub new: Vec<bool>,
     /// Wakeup to the task's next switch-in (null: it never ran in the trace).
-    pub latency_ns: Vec<Option<u64>>,
+    pub latency_ns: OptU64,
     /// How long the task slept: from the switch-out at which it blocked to
     /// this wakeup (null: its block is not in the trace, or a new task).
-    pub sleep_ns: Vec<Option<u64>>,
+    pub sleep_ns: OptU64,
+}
+
+impl Wakeups {
+    /// Room for `n` rows, allocated once.
+    pub fn reserve(&mut self, n: usize) {
+        self.ts.reserve_exact(n);
+        self.pid.reserve_exact(n);
+        self.target_cpu.reserve_exact(n);
+        self.new.reserve_exact(n);
+        self.latency_ns.reserve(n);
+        self.sleep_ns.reserve(n);
+    }
 }
 
 /// `tasks`: one row per task (pid) with its last known identity.
@@ -87,36 +119,163 @@ pub struct Pelt {
     pub last_update_time: Vec<u64>,
 }
 
+/// How a [`Nullable`] column stores a value: `NULL` marks a missing one.
+pub trait Code: Copy + PartialEq {
+    const NULL: Self;
+    /// `v`, saturating below `NULL`.
+    fn encode(v: u64) -> Self;
+    fn decode(self) -> u64;
+}
+
+impl Code for u32 {
+    const NULL: u32 = u32::MAX;
+    fn encode(v: u64) -> u32 {
+        v.min(u64::from(Self::NULL - 1)) as u32
+    }
+    fn decode(self) -> u64 {
+        u64::from(self)
+    }
+}
+
+impl Code for u64 {
+    const NULL: u64 = u64::MAX;
+    fn encode(v: u64) -> u64 {
+        v.min(Self::NULL - 1)
+    }
+    fn decode(self) -> u64 {
+        self
+    }
+}
+
+/// A column of optional integers without `Option`'s padding: `T::NULL`
+/// marks a missing value.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Nullable<T>(Vec<T>);
+
+/// PELT-sized values in 4 bytes a row, not the 16 of `Option<u64>`: a
+/// task's averages are at most its weight (88761 at nice -20) and
+/// utilisations at most 1024; a larger value would be stored as
+/// `u32::MAX - 1`.
+pub type OptU32 = Nullable<u32>;
+
+/// Counter deltas and durations in 8 bytes a row (none reaches `u64::MAX`).
+pub type OptU64 = Nullable<u64>;
+
+impl<T: Code> Nullable<T> {
+    pub fn push(&mut self, v: Option<u64>) {
+        self.0.push(v.map_or(T::NULL, T::encode));
+    }
+
+    pub fn set(&mut self, i: usize, v: Option<u64>) {
+        self.0[i] = v.map_or(T::NULL, T::encode);
+    }
+
+    pub fn reserve(&mut self, n: usize) {
+        self.0.reserve_exact(n);
+    }
+
+    pub fn get(&self, i: usize) -> Option<u64> {
+        let v = self.0[i];
+        (v != T::NULL).then(|| v.decode())
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = Option<u64>> + '_ {
+        (0..self.0.len()).map(|i| self.get(i))
+    }
+}
+
+/// A column of optional labels from a small fixed set (the replay's event
+/// and exclusion names) in one byte a row, not the 16 of a `&str`.
+#[derive(Clone, Debug, Default)]
+pub struct Labels {
+    codes: Vec<u8>,
+    /// Code `c` (from 1) is `names[c - 1]`; 0 is null.
+    names: Vec<&'static str>,
+}
+
+impl Labels {
+    pub fn reserve(&mut self, n: usize) {
+        self.codes.reserve_exact(n);
+    }
+
+    pub fn push(&mut self, v: Option<&'static str>) {
+        let code = match v {
+            None => 0,
+            Some(s) => match self.names.iter().position(|&n| n == s) {
+                Some(c) => c + 1,
+                None => {
+                    assert!(self.names.len() < 255, "more than 255 distinct labels");
+                    self.names.push(s);
+                    self.names.len()
+                }
+            },
+        };
+        self.codes.push(code as u8);
+    }
+
+    pub fn get(&self, i: usize) -> Option<&'static str> {
+        match self.codes[i] {
+            0 => None,
+            c => Some(self.names[c as usize - 1]),
+        }
+    }
+
+    /// The label of row `i`, "" where it is null.
+    pub fn str(&self, i: usize) -> &'static str {
+        self.get(i).unwrap_or("")
+    }
+
+    pub fn len(&self) -> usize {
+        self.codes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.codes.is_empty()
+    }
+
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = Option<&'static str>> + '_ {
+        (0..self.codes.len()).map(|i| self.get(i))
+    }
+}
+
 /// `replay`: one row per kernel sample of a replay (`schedrec replay -o`
-/// writes the same table).
+/// writes the same table). ~50 bytes a row in memory (slim).
 #[derive(Default)]
 pub struct ReplayRows {
     pub ts: Vec<u64>,
     pub pid: Vec<u32>,
     pub cpu: Vec<u32>,
-    pub event: Vec<&'static str>,
-    pub kernel_util_avg: Vec<Option<u64>>,
-    pub kernel_load_avg: Vec<Option<u64>>,
-    pub kernel_runnable_avg: Vec<Option<u64>>,
-    pub kernel_util_est: Vec<Option<u64>>,
-    pub exact_util_avg: Vec<Option<u64>>,
-    pub model_util_avg: Vec<Option<u64>>,
-    pub model_util_est: Vec<Option<u64>>,
+    pub event: Labels,
+    pub kernel_util_avg: OptU32,
+    pub kernel_load_avg: OptU32,
+    pub kernel_runnable_avg: OptU32,
+    pub kernel_util_est: OptU32,
+    pub exact_util_avg: OptU32,
+    pub model_util_avg: OptU32,
+    pub model_util_est: OptU32,
     /// The columns only `replay -o` and `export` write (the statistics do
-    /// not read them: 80 bytes a row saved); `None` in a slim table.
+    /// not read them: 20 bytes a row saved); `None` in a slim table.
     pub extra: Option<ReplayExtra>,
-    pub measured_util: Vec<Option<u64>>,
-    pub excluded: Vec<Option<&'static str>>,
+    pub measured_util: OptU32,
+    pub excluded: Labels,
 }
 
 /// The rest of the kernel-exact and chosen models' values.
 #[derive(Default)]
 pub struct ReplayExtra {
-    pub exact_load_avg: Vec<Option<u64>>,
-    pub exact_runnable_avg: Vec<Option<u64>>,
-    pub exact_util_est: Vec<Option<u64>>,
-    pub model_load_avg: Vec<Option<u64>>,
-    pub model_runnable_avg: Vec<Option<u64>>,
+    pub exact_load_avg: OptU32,
+    pub exact_runnable_avg: OptU32,
+    pub exact_util_est: OptU32,
+    pub model_load_avg: OptU32,
+    pub model_runnable_avg: OptU32,
 }
 
 impl ReplayRows {
@@ -140,7 +299,7 @@ impl ReplayRows {
         self.ts.push(r.ts);
         self.pid.push(r.pid);
         self.cpu.push(r.cpu);
-        self.event.push(r.event);
+        self.event.push(Some(r.event));
         self.kernel_util_avg.push(r.kernel.map(|k| k.util_avg));
         self.kernel_load_avg.push(r.kernel.map(|k| k.load_avg));
         self.kernel_runnable_avg
@@ -211,13 +370,26 @@ pub fn read_with(reader: &Reader, keep_switches: bool) -> Result<Tables, schedre
     if keep_switches {
         t.replay = ReplayRows::full();
     }
+    // The index says how many switches and wakeups there are: each table
+    // is allocated once (growing by doubling held up to twice the rows, and
+    // copied them at every step).
+    let count = |kind: Kind| -> usize {
+        reader
+            .chunks()
+            .iter()
+            .filter(|c| c.kind() == Some(kind))
+            .map(|c| c.count as usize)
+            .sum()
+    };
+    t.slices.reserve(count(Kind::Switch));
+    t.wakeups.reserve(count(Kind::Wakeup));
     // Per CPU: who runs since when.
-    let mut running: HashMap<u32, (u32, u64)> = HashMap::new();
+    let mut running: FxHashMap<u32, (u32, u64)> = FxHashMap::default();
     // Per pid: index of its pending wakeup row.
-    let mut waking: HashMap<u32, usize> = HashMap::new();
-    let mut task_row: HashMap<u32, usize> = HashMap::new();
+    let mut waking: FxHashMap<u32, usize> = FxHashMap::default();
+    let mut task_row: FxHashMap<u32, usize> = FxHashMap::default();
     // Per pid: when it last left the CPU to sleep.
-    let mut blocked_at: HashMap<u32, u64> = HashMap::new();
+    let mut blocked_at: FxHashMap<u32, u64> = FxHashMap::default();
     let mut first = true;
     for rec in reader.records(Filter::default()) {
         let rec = rec?;
@@ -273,7 +445,7 @@ pub fn read_with(reader: &Reader, keep_switches: bool) -> Result<Tables, schedre
                         sl.start.push(start);
                         sl.end.push(r.ts);
                         sl.duration_ns.push(r.ts - start);
-                        sl.end_state.push(end_state(r.prev_state, r.preempt));
+                        sl.end_state.push(Some(end_state(r.prev_state, r.preempt)));
                         sl.cycles.push(ctr[0]);
                         sl.instructions.push(ctr[1]);
                         sl.cache_references.push(ctr[2]);
@@ -287,7 +459,8 @@ pub fn read_with(reader: &Reader, keep_switches: bool) -> Result<Tables, schedre
                 }
                 running.insert(r.cpu, (r.next.pid, r.ts));
                 if let Some(i) = waking.remove(&r.next.pid) {
-                    t.wakeups.latency_ns[i] = Some(r.ts.saturating_sub(t.wakeups.ts[i]));
+                    let waited = r.ts.saturating_sub(t.wakeups.ts[i]);
+                    t.wakeups.latency_ns.set(i, Some(waited));
                 }
             }
             Record::Wakeup(r) => {
@@ -356,4 +529,45 @@ pub fn read_with(reader: &Reader, keep_switches: bool) -> Result<Tables, schedre
         }
     }
     Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compact_columns_keep_values_and_nulls() {
+        let mut a = OptU32::default();
+        for v in [Some(0), None, Some(1024), Some(88761), Some(u64::MAX)] {
+            a.push(v);
+        }
+        // Larger than 32 bits saturates below the null marker, never
+        // turning into a null.
+        let want = [
+            Some(0),
+            None,
+            Some(1024),
+            Some(88761),
+            Some(u32::MAX as u64 - 1),
+        ];
+        assert_eq!(a.iter().collect::<Vec<_>>(), want);
+
+        let mut b = OptU64::default();
+        b.push(Some(5));
+        b.push(None);
+        b.set(1, Some(u64::MAX - 1));
+        b.set(0, None);
+        assert_eq!(b.iter().collect::<Vec<_>>(), [None, Some(u64::MAX - 1)]);
+
+        let mut l = Labels::default();
+        for v in [Some("switch_out"), None, Some("wakeup"), Some("switch_out")] {
+            l.push(v);
+        }
+        assert_eq!(
+            l.iter().collect::<Vec<_>>(),
+            [Some("switch_out"), None, Some("wakeup"), Some("switch_out")]
+        );
+        assert_eq!((l.str(1), l.str(2)), ("", "wakeup"));
+        assert_eq!(l.names.len(), 2);
+    }
 }
