@@ -143,13 +143,17 @@ static __always_inline bool task_selected(struct task_struct *p)
 	return false;
 }
 
+static __always_inline void count_loss(struct sr_cpu *st, u64 ts)
+{
+	__sync_fetch_and_add(&st->lost, 1);
+	st->lost_last_ts = ts;
+}
+
 static __always_inline void *reserve(struct sr_cpu *st, u64 size, u64 ts)
 {
 	void *e = bpf_ringbuf_reserve(&events, size, 0);
-	if (!e && st) {
-		__sync_fetch_and_add(&st->lost, 1);
-		st->lost_last_ts = ts;
-	}
+	if (!e && st)
+		count_loss(st, ts);
 	return e;
 }
 
@@ -178,14 +182,20 @@ static __always_inline void submit(void *e, u64 size, struct sr_cpu *st)
 /* A reservation in this CPU's buffer, published by pcb_commit(). */
 struct pcb_res {
 	struct sr_pos *pos;
+	struct sr_cpu *st;
 	u64 advance; /* skipped bytes + the record */
 };
 
 /*
- * The switch and wakeup programs run with interrupts off (under the run
- * queue's or the task's pi_lock) and none of schedrec's programs runs in
- * NMI context, so nothing else writes this CPU's buffer meanwhile: no lock
- * and no atomic operation is needed until the record is published.
+ * Only this CPU writes its buffer, and a BPF program is not migrated, but
+ * one write can interrupt another: sched_switch runs with interrupts off,
+ * and so does sched_wakeup almost always, but a task waking itself
+ * (try_to_wake_up's p == current path) fires sched_wakeup with interrupts
+ * on, and an interrupt there can wake another task. Kernels since ~6.1
+ * skip a program that re-enters itself; older ones would run it, so a
+ * record that finds the buffer busy is counted as lost instead. Nothing
+ * runs in NMI context. So no lock and no atomic operation is needed until
+ * the record is published.
  */
 static __always_inline void *pcb_reserve(u32 cpu, u32 size, struct pcb_res *res,
 					 struct sr_cpu *st, u64 ts)
@@ -195,17 +205,18 @@ static __always_inline void *pcb_reserve(u32 cpu, u32 size, struct pcb_res *res,
 	u64 head, off, skip = 0;
 	u32 idx;
 
-	if (!pos)
+	if (!st)
 		return 0;
+	if (!pos || st->pcb_busy) {
+		count_loss(st, ts);
+		return 0;
+	}
 	head = pos->head;
 	off = head & (SR_PCB_CHUNK - 1);
 	if (off + size > SR_PCB_CHUNK)
 		skip = SR_PCB_CHUNK - off;
 	if (head + skip + size - *(volatile u64 *)&pos->tail > (u64)pcb_chunks * SR_PCB_CHUNK) {
-		if (st) {
-			__sync_fetch_and_add(&st->lost, 1);
-			st->lost_last_ts = ts;
-		}
+		count_loss(st, ts);
 		return 0;
 	}
 	if (skip) {
@@ -220,18 +231,30 @@ static __always_inline void *pcb_reserve(u32 cpu, u32 size, struct pcb_res *res,
 	}
 	idx = cpu * pcb_chunks + ((u32)(head / SR_PCB_CHUNK) & (pcb_chunks - 1));
 	c = bpf_map_lookup_elem(&pcb, &idx);
-	if (!c)
+	if (!c) {
+		count_loss(st, ts);
 		return 0;
+	}
+	st->pcb_busy = 1;
 	res->pos = pos;
+	res->st = st;
 	res->advance = skip + size;
 	return &c->data[off & (SR_PCB_CHUNK - 1)];
 }
 
 static __always_inline void pcb_commit(struct pcb_res *res)
 {
-	/* An atomic add orders the record's stores before the new head on
-	 * every architecture (a full barrier). */
+#if defined(__TARGET_ARCH_x86)
+	/* A locked add: a full barrier, the record's stores come first. */
 	__sync_fetch_and_add(&res->pos->head, res->advance);
+#else
+	/* Elsewhere only the fetching form of the atomic add is fully ordered
+	 * (the plain one is relaxed on arm64 and riscv): its result is used.
+	 * build.rs compiles with -mcpu=v3 there (kernel 5.12+). */
+	if (__sync_fetch_and_add(&res->pos->head, res->advance) == ~0ULL)
+		res->st->lost_last_ts = 0;
+#endif
+	res->st->pcb_busy = 0;
 }
 
 static __always_inline void hdr(struct sr_hdr *h, u64 ts, u32 cpu, u16 type, u16 flags)

@@ -186,10 +186,16 @@ struct sr_cpu {
 	/* pids whose metadata is known, direct-mapped by pid % 64: most
 	 * switches involve a few hot tasks, and this saves a hash lookup. */
 	__u32 seen_cache[64];
+	__u32 pcb_busy; /* a record of this CPU's buffer is being written */
+	__u32 pad;
 };
 
 _Static_assert(sizeof(struct sr_hdr) == 16, "sr_hdr");
 _Static_assert(sizeof(struct sr_pos) == 128, "sr_pos");
+_Static_assert(__builtin_offsetof(struct sr_pos, tail) == 64, "sr_pos.tail");
+_Static_assert(__builtin_offsetof(struct sr_hdr, type) == 12, "sr_hdr.type");
+_Static_assert(sizeof(struct sr_switch_full) + sizeof(struct sr_counters) <= SR_PCB_SLACK,
+	       "the largest record must fit in the verifier's slack");
 _Static_assert(sizeof(struct sr_avg) == 40, "sr_avg");
 _Static_assert(sizeof(struct sr_sums) == 32, "sr_sums");
 _Static_assert(sizeof(struct sr_switch) == 88, "sr_switch");
@@ -201,6 +207,6 @@ _Static_assert(sizeof(struct sr_task) == 56, "sr_task");
 _Static_assert(sizeof(struct sr_migrate) == 32, "sr_migrate");
 _Static_assert(sizeof(struct sr_pelt) == 104, "sr_pelt");
 _Static_assert(sizeof(struct sr_freq) == 24, "sr_freq");
-_Static_assert(sizeof(struct sr_cpu) == 376, "sr_cpu");
+_Static_assert(sizeof(struct sr_cpu) == 384, "sr_cpu");
 
 #endif

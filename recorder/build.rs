@@ -9,9 +9,15 @@ const SRC: &str = "../bpf/schedrec.bpf.c";
 
 fn main() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR")).join("schedrec.skel.rs");
+    let mut args = vec!["-I", "../bpf", "-Wall", "-Werror"];
+    // Off x86, publishing a per-CPU buffer record needs the fully ordered
+    // (fetching) atomic add of BPF ISA v3 (see pcb_commit).
+    if std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() != Ok("x86_64") {
+        args.push("-mcpu=v3");
+    }
     if let Err(e) = SkeletonBuilder::new()
         .source(SRC)
-        .clang_args(["-I", "../bpf", "-Wall", "-Werror"])
+        .clang_args(args)
         .build_and_generate(&out)
     {
         panic!(

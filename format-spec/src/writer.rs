@@ -279,12 +279,13 @@ impl Writer {
     }
 
     /// Seals every open chunk and queues it for the background thread,
-    /// without waiting: once the thread has written them (to the page
-    /// cache) they survive the process being killed, though not a crash of
-    /// the host — `flush` and `finish` sync the file. For a caller that
-    /// must never stall on the disk (a recorder draining kernel buffers: a
-    /// sync per second made this VM's writes wait seconds for writeback);
-    /// a failure of the background thread is returned by a later call.
+    /// without waiting for the disk (only for room in the queue, when it is
+    /// full): once the thread has written them (to the page cache) they
+    /// survive the process being killed, though not a crash of the host —
+    /// `flush` and `finish` sync the file. For a caller that must not stall
+    /// on the disk (a recorder draining kernel buffers: a sync per second
+    /// made this VM's writes wait seconds for writeback); a failure of the
+    /// background thread is returned by a later call.
     pub fn flush_background(&mut self) -> Result<()> {
         if let Some(e) = self.stats.failure() {
             return Err(Error::WriterFailed(e));

@@ -149,8 +149,8 @@ pub struct FreqEv {
 
 /// Per-CPU state (`struct sr_cpu`): four perf readings, the loss counter
 /// (offset 96) and the time of the latest loss (offset 104), the last pid,
-/// a 64-entry cache of known pids.
-pub const CPU_STATE_LEN: usize = 4 * 24 + 16 + 8 + 64 * 4;
+/// a 64-entry cache of known pids, the buffer's busy flag.
+pub const CPU_STATE_LEN: usize = 4 * 24 + 16 + 8 + 64 * 4 + 8;
 
 const _: () = {
     assert!(size_of::<Hdr>() == 16);

@@ -29,6 +29,8 @@ pub struct Row {
     pub recorder_cpu: f64,
     pub bytes_per_switch: f64,
     pub switches: u64,
+    /// Another tracer's row: no floor, BPF cost or loss count of ours.
+    pub other_tracer: bool,
 }
 
 impl Row {
@@ -99,7 +101,7 @@ pub fn have_perf() -> bool {
 }
 
 fn start_recorder(cfg: &Config, out: &Path, hooks_only: bool) -> Result<Child, String> {
-    let child = Command::new(&cfg.exe)
+    let mut child = Command::new(&cfg.exe)
         .args(["record", "-q", "-o"])
         .arg(out)
         .args(&cfg.record_args)
@@ -109,6 +111,12 @@ fn start_recorder(cfg: &Config, out: &Path, hooks_only: bool) -> Result<Child, S
         .map_err(|e| e.to_string())?;
     // Let it load and attach.
     std::thread::sleep(Duration::from_millis(800));
+    if let Ok(Some(status)) = child.try_wait() {
+        return Err(format!(
+            "schedrec record{} exited at once ({status})",
+            if hooks_only { " --hooks-only" } else { "" }
+        ));
+    }
     Ok(child)
 }
 
@@ -250,4 +258,110 @@ pub fn perf_pipe_row(cfg: &Config) -> Result<Row, String> {
     measure(cfg, "perf bench sched pipe -l 200000 (1 CPU)", |_| {
         perf_pipe(200_000)
     })
+}
+
+/// Context switches on the whole host since boot (`ctxt` in /proc/stat).
+fn host_switches() -> u64 {
+    std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("ctxt ")?.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Another tracer recording sched_switch, for comparison.
+pub struct Tool {
+    pub name: &'static str,
+    /// The command; `{out}` is replaced by the output file.
+    pub argv: &'static [&'static str],
+}
+
+/// The tracers compared when they are installed.
+pub const TOOLS: [Tool; 2] = [
+    Tool {
+        name: "perf sched record",
+        argv: &["perf", "sched", "record", "-o", "{out}"],
+    },
+    Tool {
+        name: "trace-cmd record -e sched:sched_switch",
+        argv: &[
+            "trace-cmd",
+            "record",
+            "-q",
+            "-e",
+            "sched:sched_switch",
+            "-o",
+            "{out}",
+        ],
+    },
+];
+
+impl Tool {
+    pub fn installed(&self) -> bool {
+        Command::new(self.argv[0])
+            .arg("--help")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok()
+    }
+}
+
+/// Interleaved rounds of `perf bench sched pipe` without and with `tool`
+/// recording; bytes per switch over every switch on the host while it ran.
+pub fn tool_row(cfg: &Config, tool: &Tool) -> Result<Row, String> {
+    let mut row = Row {
+        workload: format!("{} (perf bench sched pipe -l 200000)", tool.name),
+        other_tracer: true,
+        ..Default::default()
+    };
+    let (mut cpu, mut secs, mut bytes) = (0.0, 0.0, 0u64);
+    for i in 0..cfg.rounds {
+        row.base.push(perf_pipe(200_000)?);
+        let out = cfg
+            .dir
+            .join(format!("overhead-tool-{}-{i}.data", std::process::id()));
+        let argv: Vec<String> = tool
+            .argv
+            .iter()
+            .map(|a| a.replace("{out}", &out.to_string_lossy()))
+            .collect();
+        let switches0 = host_switches();
+        let mut child = Command::new(&argv[0])
+            .args(&argv[1..])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("{}: {e}", tool.name))?;
+        std::thread::sleep(Duration::from_millis(800));
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                use std::io::Read;
+                let _ = e.read_to_string(&mut err);
+            }
+            return Err(format!(
+                "{} exited at once ({status}): {}",
+                tool.name,
+                err.lines().next().unwrap_or("")
+            ));
+        }
+        let c0 = cpu_seconds(child.id());
+        let started = std::time::Instant::now();
+        let r = perf_pipe(200_000);
+        cpu += cpu_seconds(child.id()) - c0;
+        secs += started.elapsed().as_secs_f64();
+        // SAFETY: signalling our own child; both tools finish on SIGINT.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        let _ = child.wait();
+        row.switches += host_switches().saturating_sub(switches0);
+        bytes += std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+        let _ = std::fs::remove_file(&out);
+        row.traced.push(r?);
+    }
+    row.recorder_cpu = cpu / secs.max(1e-9);
+    row.bytes_per_switch = bytes as f64 / row.switches.max(1) as f64;
+    Ok(row)
 }

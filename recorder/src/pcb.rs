@@ -9,7 +9,9 @@
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// `SR_PCB_CHUNK`, `SR_PCB_SLACK`, `sizeof(struct sr_pos)`, `SR_EV_PAD`.
+/// `SR_PCB_CHUNK`, `SR_PCB_SLACK`, `sizeof(struct sr_pos)`, the offsets of
+/// `sr_pos.tail` and `sr_hdr.type`, `SR_EV_PAD` (the C header asserts the
+/// same sizes and offsets).
 pub const CHUNK: u64 = 64 << 10;
 pub const SLACK: usize = 512;
 const POS_SIZE: usize = 128;
@@ -116,39 +118,60 @@ impl PerCpuBuffers {
         let (mut n, mut bad) = (0, 0);
         for cpu in 0..self.cpus {
             let head = self.word(cpu, 0).load(Ordering::Acquire);
-            let mut t = self.word(cpu, TAIL_OFFSET).load(Ordering::Relaxed);
+            let tail = self.word(cpu, TAIL_OFFSET).load(Ordering::Relaxed);
+            let mut t = tail;
             while t < head {
                 let off = t % CHUNK;
                 let room = CHUNK - off;
-                if room < HDR_SIZE {
+                // The program publishes a skipped chunk end together with
+                // the record after it, so a skip ends before `head`.
+                let skip_ok = room < head - t;
+                // Published bytes from `t` in this chunk: the program may
+                // be writing past `head` meanwhile, so nothing beyond it
+                // is read.
+                let avail = room.min(head - t);
+                if room < HDR_SIZE && skip_ok {
                     t += room;
                     continue;
                 }
-                let chunk = cpu as u64 * self.chunks + (t / CHUNK) % self.chunks;
-                let start = chunk as usize * self.elem + off as usize;
-                // SAFETY: `start` + a chunk's room lies inside the mapping
-                // (chunk < cpus * chunks elements), and the program does
-                // not write below `head` until `tail` passes it.
-                let bytes =
-                    unsafe { std::slice::from_raw_parts(self.data.ptr.add(start), room as usize) };
-                let kind = u16::from_ne_bytes([bytes[HDR_KIND_OFFSET], bytes[HDR_KIND_OFFSET + 1]]);
-                if kind == EV_PAD {
+                let kind = if avail >= HDR_SIZE {
+                    let chunk = cpu as u64 * self.chunks + (t / CHUNK) % self.chunks;
+                    let start = chunk as usize * self.elem + off as usize;
+                    // SAFETY: `start` + `avail` lies inside the mapping
+                    // (chunk < cpus * chunks elements, avail <= a chunk's
+                    // room), and the program does not write below `head`
+                    // until `tail` passes it.
+                    let bytes = unsafe {
+                        std::slice::from_raw_parts(self.data.ptr.add(start), avail as usize)
+                    };
+                    let kind =
+                        u16::from_ne_bytes([bytes[HDR_KIND_OFFSET], bytes[HDR_KIND_OFFSET + 1]]);
+                    match len_of(kind) {
+                        Some(len) if kind != EV_PAD && len as u64 <= avail => {
+                            f(&bytes[..len]);
+                            n += 1;
+                            t += len as u64;
+                            continue;
+                        }
+                        _ => Some(kind),
+                    }
+                } else {
+                    None
+                };
+                if kind == Some(EV_PAD) && skip_ok {
                     t += room;
-                    continue;
-                }
-                match len_of(kind) {
-                    Some(len) if len as u64 <= room && len as u64 <= head - t => {
-                        f(&bytes[..len]);
-                        n += 1;
-                        t += len as u64;
-                    }
-                    _ => {
-                        bad += head - t;
-                        t = head;
-                    }
+                } else {
+                    // Out of step with the program: skip what it has
+                    // published, and never pass `head`.
+                    bad += head - t;
+                    t = head;
                 }
             }
-            self.word(cpu, TAIL_OFFSET).store(t, Ordering::Release);
+            if t != tail {
+                // The program reads `tail` for every record: store it only
+                // when it moved.
+                self.word(cpu, TAIL_OFFSET).store(t, Ordering::Release);
+            }
         }
         (n, bad)
     }

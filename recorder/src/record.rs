@@ -100,6 +100,8 @@ struct Sink {
     records: u64,
     switches: u64,
     bad: u64,
+    /// Bytes of the per-CPU buffers skipped as undecodable.
+    bad_bytes: u64,
     failed: Option<fmt::Error>,
 }
 
@@ -145,11 +147,25 @@ fn setup<'o>(
         .open(obj)
         .map_err(|e| bpf_error("opening the BPF object", e))?;
     let chunks = pcb::chunks_per_cpu(nr_cpus, opts.buffer_mib);
+    let entries = nr_cpus.checked_mul(chunks).ok_or_else(|| {
+        Error::Usage(format!(
+            "--buffer-mib: {chunks} chunks for each of {nr_cpus} CPUs is too many"
+        ))
+    })?;
     open.maps
         .pcb
-        .set_max_entries(nr_cpus * chunks)
+        .set_max_entries(entries)
         .and_then(|_| open.maps.pcb_pos.set_max_entries(nr_cpus))
         .map_err(|e| bpf_error("sizing the per-CPU buffers", e))?;
+    // The ring buffer carries the rarer records: tasks and migrations, and
+    // with --pelt full the kernel's PELT update streams (several records
+    // per switch), which get the bigger one.
+    if opts.pelt == PeltMode::Full {
+        open.maps
+            .events
+            .set_max_entries(64 << 20)
+            .map_err(|e| bpf_error("sizing the ring buffer", e))?;
+    }
     let ro = open
         .maps
         .rodata_data
@@ -419,8 +435,11 @@ pub fn record(opts: &Options) -> Result<Summary, Error> {
     }
     // The drain loop must never wait for the disk (a stalled write or sync
     // would stop it while the kernel buffers overflow): flushes run in the
-    // background, and sealed chunks may queue up to ~128 chunks deep
-    // (~32 MiB at the highest switch rates) while the disk catches up.
+    // background, and up to 128 sealed chunks may queue while the disk
+    // catches up. A chunk is held raw, 8 bytes per column per record
+    // (16 k records): ~2 MiB for a switch chunk, ~4 MiB with --pelt full,
+    // so a long stall at the highest switch rates holds up to ~250 MiB
+    // (~500 MiB) before the drain waits too.
     let wopts = WriterOptions {
         queue_depth: 128,
         ..WriterOptions::default()
@@ -438,6 +457,7 @@ pub fn record(opts: &Options) -> Result<Summary, Error> {
         records: 0,
         switches: 0,
         bad: 0,
+        bad_bytes: 0,
         failed: None,
     }));
 
@@ -488,9 +508,7 @@ pub fn record(opts: &Options) -> Result<Summary, Error> {
                 None => s.bad += 1,
             },
         );
-        if bad_bytes > 0 {
-            s.bad += 1;
-        }
+        s.bad_bytes += bad_bytes;
     };
 
     STOP.store(false, Ordering::SeqCst);
@@ -621,10 +639,10 @@ pub fn record(opts: &Options) -> Result<Summary, Error> {
         let _ = sink.writer.finish();
         return Err(Error::Output(e.to_string()));
     }
-    if sink.bad > 0 {
+    if sink.bad > 0 || sink.bad_bytes > 0 {
         eprintln!(
-            "schedrec: warning: {} records could not be decoded (BPF object and recorder disagree?)",
-            sink.bad
+            "schedrec: warning: {} records and {} bytes of the per-CPU buffers could not be decoded (BPF object and recorder disagree?)",
+            sink.bad, sink.bad_bytes
         );
     }
     let bytes = sink

@@ -14,7 +14,7 @@ const BUSY_HOST: &str = include_str!("../../fixtures/synth/busy-host.toml");
 
 #[derive(clap::Subcommand)]
 pub enum What {
-    /// Recording overhead: interleaved runs without and with `schedrec record` (root).
+    /// Recording overhead: interleaved runs without recording, with `record --hooks-only` and with `schedrec record`, and other tracers where installed (root).
     Overhead {
         /// Interleaved rounds per workload, each one run without recording,
         /// one with `record --hooks-only` (the floor), one recording.
@@ -407,25 +407,47 @@ fn overhead(rounds: usize, seconds: f64, record_args: &str) -> CliResult {
     let mut rows = vec![pingpong_row(&cfg)?];
     if have_perf() {
         rows.push(perf_pipe_row(&cfg)?);
+        for tool in &TOOLS {
+            if !tool.installed() {
+                eprintln!(
+                    "bench overhead: {} is not installed: not compared",
+                    tool.argv[0]
+                );
+                continue;
+            }
+            match tool_row(&cfg, tool) {
+                Ok(r) => rows.push(r),
+                Err(e) => eprintln!("bench overhead: not compared: {e}"),
+            }
+        }
     } else {
-        eprintln!("bench overhead: perf is not installed: skipping `perf bench sched pipe`");
+        eprintln!("bench overhead: perf is not installed: skipping `perf bench sched pipe` and the other tracers");
     }
     println!("| workload | ops/s without | ops/s with | throughput ratio (median of rounds) | floor: hooks only | BPF ns per switch: switch program / all programs | lost | recorder CPU | B/switch |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in &rows {
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
         println!(
-            "| {} | {:.0} | {:.0} | {:.3} | {:.3} | {} | {} | {:.1} % | {:.2} |",
+            "| {} | {:.0} | {:.0} | {:.3} | {} | {} | {} | {:.1} % | {:.2} |",
             r.workload,
             mean(&r.base),
             mean(&r.traced),
             r.ratio(),
-            r.hooks_ratio(),
+            if r.other_tracer {
+                "-".into()
+            } else {
+                format!("{:.3}", r.hooks_ratio())
+            },
             match (r.bpf_switch_ns, r.bpf_ns_per_switch) {
                 (Some(s), Some(a)) => format!("{s:.0} / {a:.0}"),
+                _ if r.other_tracer => "-".into(),
                 _ => "n/a".into(),
             },
-            r.lost,
+            if r.other_tracer {
+                "-".into()
+            } else {
+                r.lost.to_string()
+            },
             r.recorder_cpu * 100.0,
             r.bytes_per_switch
         );

@@ -44,8 +44,9 @@ pub struct Args {
     /// Use raw_tp/sched_switch even where tp_btf works.
     #[arg(long)]
     raw_tp: bool,
-    /// Size of each CPU's buffer for switch and wakeup records, in MiB (a
-    /// power of two; default: 64 MiB over all CPUs, 1 to 32 MiB each).
+    /// Size of each CPU's buffer for switch and wakeup records, in MiB,
+    /// rounded down to a power of two (default: 64 MiB over the possible
+    /// CPUs, rounded down, 1 to 32 MiB each).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
     buffer_mib: Option<u32>,
     /// Benchmark floor: attach every program but return at once from the
