@@ -184,29 +184,42 @@ pub fn tasks(t: &Tables) -> PolarsResult<Vec<TaskStats>> {
             q("sleep_ns", 0.5).alias("sleep50"),
             q("sleep_ns", 0.99).alias("sleep99"),
         ]);
-    let err = (col("kernel_util_avg") - col("measured_util")).alias("err");
+    let f64 = |c: &str| col(c).cast(DataType::Float64);
+    let err = (f64("kernel_util_avg") - f64("measured_util")).alias("err");
     // Only the judged samples with both values, and only the columns read
     // here: the whole replay table as a frame (strings for the event and
     // exclusion labels) cost more memory than everything else.
     let r = &t.replay;
-    let judged: Vec<usize> = (0..r.len())
+    let judged: Vec<u32> = (0..r.len())
         .filter(|&i| {
             r.excluded.get(i).is_none()
                 && r.kernel_util_avg.get(i).is_some()
                 && r.measured_util.get(i).is_some()
         })
+        .map(|i| u32::try_from(i).expect("more than 2^32 replay rows"))
         .collect();
-    let f64s = |v: &crate::tables::OptU32| -> Vec<Option<f64>> {
-        judged.iter().map(|&i| v.get(i).map(|x| x as f64)).collect()
+    // Utilisations fit 32 bits (4 bytes a row, not 8); cast to f64 where
+    // they are computed with, as before.
+    let u32s = |name: &str, v: &crate::tables::OptU32| {
+        UInt32Chunked::from_iter_options(
+            name.into(),
+            judged
+                .iter()
+                .map(|&i| v.get(i as usize).map(|x| x.min(u64::from(u32::MAX)) as u32)),
+        )
+        .into_column()
     };
     let replay = DataFrame::new_infer_height(vec![
         Column::new(
             "pid".into(),
-            judged.iter().map(|&i| r.pid[i]).collect::<Vec<u32>>(),
+            judged
+                .iter()
+                .map(|&i| r.pid[i as usize])
+                .collect::<Vec<u32>>(),
         ),
-        Column::new("kernel_util_avg".into(), f64s(&r.kernel_util_avg)),
-        Column::new("measured_util".into(), f64s(&r.measured_util)),
-        Column::new("model_util_avg".into(), f64s(&r.model_util_avg)),
+        u32s("kernel_util_avg", &r.kernel_util_avg),
+        u32s("measured_util", &r.measured_util),
+        u32s("model_util_avg", &r.model_util_avg),
     ])?
     .lazy()
     .with_column(err)
@@ -214,9 +227,9 @@ pub fn tasks(t: &Tables) -> PolarsResult<Vec<TaskStats>> {
     .group_by([col("pid")])
     .agg([
         len().alias("samples"),
-        col("kernel_util_avg").mean().alias("kernel_mean"),
-        col("measured_util").mean().alias("measured_mean"),
-        col("model_util_avg").mean().alias("model_mean"),
+        f64("kernel_util_avg").mean().alias("kernel_mean"),
+        f64("measured_util").mean().alias("measured_mean"),
+        f64("model_util_avg").mean().alias("model_mean"),
         col("abs_err").mean().alias("mae"),
         q("abs_err", 0.95).alias("p95"),
         q("abs_err", 0.99).alias("p99"),

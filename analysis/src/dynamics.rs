@@ -166,41 +166,71 @@ struct TaskInput {
     source: &'static str,
 }
 
-fn inputs(t: &Tables) -> rustc_hash::FxHashMap<u32, TaskInput> {
-    let mut m: rustc_hash::FxHashMap<u32, TaskInput> = Default::default();
+/// Row numbers of each task's slices and of its replay rows with an
+/// estimate, in table order: 4 bytes a row, where every task's
+/// [`TaskInput`] at once held a copy of both tables (~30 bytes a row). One
+/// task's input is built from them at a time ([`input`]).
+type Index = rustc_hash::FxHashMap<u32, (Vec<u32>, Vec<u32>)>;
+
+fn row(i: usize) -> u32 {
+    u32::try_from(i).expect("more than 2^32 rows in a table")
+}
+
+fn index(t: &Tables) -> Index {
+    let mut m = Index::default();
     let s = &t.slices;
     for i in 0..s.pid.len() {
-        m.entry(s.pid[i])
-            .or_insert_with(|| TaskInput {
-                slices: vec![],
-                samples: vec![],
-                source: "kernel",
-            })
-            .slices
-            .push((s.start[i], s.end[i], s.end_state.str(i) == "preempted"));
+        m.entry(s.pid[i]).or_default().0.push(row(i));
     }
     let r = &t.replay;
     for i in 0..r.ts.len() {
         let Some(e) = m.get_mut(&r.pid[i]) else {
             continue;
         };
-        let (u, ue) = match r.kernel_util_avg.get(i) {
-            Some(u) => (u as f64, r.kernel_util_est.get(i).map(|v| v as f64)),
-            None => match r.exact_util_avg.get(i) {
-                Some(u) => {
-                    e.source = "model";
-                    (u as f64, r.model_util_est.get(i).map(|v| v as f64))
-                }
-                None => continue,
-            },
-        };
-        e.samples.push((r.ts[i], u, ue));
-    }
-    for e in m.values_mut() {
-        e.slices.sort_unstable_by_key(|s| s.0);
-        e.samples.sort_by_key(|s| s.0);
+        if r.kernel_util_avg.get(i).is_some() || r.exact_util_avg.get(i).is_some() {
+            e.1.push(row(i));
+        }
     }
     m
+}
+
+/// One task's slices and samples (the kernel's estimate where recorded,
+/// else the kernel-exact model's), in time order.
+fn input(t: &Tables, (slices, samples): &(Vec<u32>, Vec<u32>)) -> TaskInput {
+    let (s, r) = (&t.slices, &t.replay);
+    let mut source = "kernel";
+    let mut samples: Vec<(u64, f64, Option<f64>)> = samples
+        .iter()
+        .map(|&i| {
+            let i = i as usize;
+            match r.kernel_util_avg.get(i) {
+                Some(u) => (
+                    r.ts[i],
+                    u as f64,
+                    r.kernel_util_est.get(i).map(|v| v as f64),
+                ),
+                None => {
+                    source = "model";
+                    let u = r.exact_util_avg.get(i).unwrap_or(0);
+                    (r.ts[i], u as f64, r.model_util_est.get(i).map(|v| v as f64))
+                }
+            }
+        })
+        .collect();
+    let mut slices: Vec<(u64, u64, bool)> = slices
+        .iter()
+        .map(|&i| {
+            let i = i as usize;
+            (s.start[i], s.end[i], s.end_state.str(i) == "preempted")
+        })
+        .collect();
+    slices.sort_unstable_by_key(|s| s.0);
+    samples.sort_by_key(|s| s.0);
+    TaskInput {
+        slices,
+        samples,
+        source,
+    }
 }
 
 fn grid(pid: u32, inp: &TaskInput) -> Option<Grid> {
@@ -314,11 +344,11 @@ fn bursts(g: &Grid, inp: &TaskInput, trace_t0: u64) -> Vec<Burst> {
         let u0 = u0 as f64;
         let util_t95_ms = reach(g, &g.util, b0, b1, 0.95 * level, s);
         let ramp_end = s + (util_t95_ms.unwrap_or(len) * 1e6) as u64;
-        let samples_in_ramp = inp
-            .samples
-            .iter()
-            .filter(|x| x.0 >= s && x.0 <= ramp_end)
-            .count() as u64;
+        // Samples are in time order: two binary searches, not a scan per
+        // burst (which made long tasks quadratic).
+        let lo = inp.samples.partition_point(|x| x.0 < s);
+        let hi = inp.samples.partition_point(|x| x.0 <= ramp_end);
+        let samples_in_ramp = hi.saturating_sub(lo) as u64;
         out.push(Burst {
             start_ns: s.saturating_sub(trace_t0),
             len_ms: len,
@@ -490,30 +520,30 @@ fn dynamics_of(g: &Grid, inp: &TaskInput, window_ms: u64, trace_t0: u64) -> Dyna
 
 /// The grids of some tasks (for plots), built from one pass over the tables.
 pub fn task_grids(t: &Tables, pids: &[u32]) -> HashMap<u32, Grid> {
-    let m = inputs(t);
+    let m = index(t);
     pids.iter()
-        .filter_map(|&p| Some((p, grid(p, m.get(&p)?)?)))
+        .filter_map(|&p| Some((p, grid(p, &input(t, m.get(&p)?))?)))
         .collect()
 }
 
 /// Dynamics of one task.
 pub fn task_dynamics(t: &Tables, pid: u32, window_ms: u64) -> Option<Dynamics> {
-    let m = inputs(t);
-    let inp = m.get(&pid)?;
-    let g = grid(pid, inp)?;
-    Some(dynamics_of(&g, inp, window_ms, t.span.0))
+    let m = index(t);
+    let inp = input(t, m.get(&pid)?);
+    let g = grid(pid, &inp)?;
+    Some(dynamics_of(&g, &inp, window_ms, t.span.0))
 }
 
 /// Dynamics of every task that ran and has estimates, by pid.
 pub fn dynamics(t: &Tables, window_ms: u64) -> Vec<Dynamics> {
-    let m = inputs(t);
+    let m = index(t);
     let mut pids: Vec<u32> = m.keys().copied().filter(|&p| p != 0).collect();
     pids.sort_unstable();
     pids.par_iter()
         .filter_map(|&pid| {
-            let inp = &m[&pid];
-            let g = grid(pid, inp)?;
-            Some(dynamics_of(&g, inp, window_ms, t.span.0))
+            let inp = input(t, &m[&pid]);
+            let g = grid(pid, &inp)?;
+            Some(dynamics_of(&g, &inp, window_ms, t.span.0))
         })
         .collect()
 }
