@@ -191,11 +191,11 @@ struct pcb_res {
  * one write can interrupt another: sched_switch runs with interrupts off,
  * and so does sched_wakeup almost always, but a task waking itself
  * (try_to_wake_up's p == current path) fires sched_wakeup with interrupts
- * on, and an interrupt there can wake another task. Kernels since ~6.1
- * skip a program that re-enters itself; older ones would run it, so a
- * record that finds the buffer busy is counted as lost instead. Nothing
- * runs in NMI context. So no lock and no atomic operation is needed until
- * the record is published.
+ * on, and an interrupt there can wake another task. Newer kernels skip a
+ * raw-tracepoint program that re-enters itself (a recursion miss of the
+ * program); where a nested one does run, a record that finds the buffer
+ * busy is counted as lost instead. Nothing runs in NMI context. So no
+ * lock and no atomic operation is needed until the record is published.
  */
 static __always_inline void *pcb_reserve(u32 cpu, u32 size, struct pcb_res *res,
 					 struct sr_cpu *st, u64 ts)
@@ -207,18 +207,22 @@ static __always_inline void *pcb_reserve(u32 cpu, u32 size, struct pcb_res *res,
 
 	if (!st)
 		return 0;
-	if (!pos || st->pcb_busy) {
+	if (st->pcb_busy) {
 		count_loss(st, ts);
 		return 0;
 	}
+	/* Busy before `head` is read: a write that interrupts this one from
+	 * here on is refused, rather than taking the same room. */
+	st->pcb_busy = 1;
+	asm volatile("" ::: "memory");
+	if (!pos)
+		goto lost;
 	head = pos->head;
 	off = head & (SR_PCB_CHUNK - 1);
 	if (off + size > SR_PCB_CHUNK)
 		skip = SR_PCB_CHUNK - off;
-	if (head + skip + size - *(volatile u64 *)&pos->tail > (u64)pcb_chunks * SR_PCB_CHUNK) {
-		count_loss(st, ts);
-		return 0;
-	}
+	if (head + skip + size - *(volatile u64 *)&pos->tail > (u64)pcb_chunks * SR_PCB_CHUNK)
+		goto lost;
 	if (skip) {
 		if (skip >= sizeof(struct sr_hdr)) {
 			idx = cpu * pcb_chunks + ((u32)(head / SR_PCB_CHUNK) & (pcb_chunks - 1));
@@ -231,15 +235,16 @@ static __always_inline void *pcb_reserve(u32 cpu, u32 size, struct pcb_res *res,
 	}
 	idx = cpu * pcb_chunks + ((u32)(head / SR_PCB_CHUNK) & (pcb_chunks - 1));
 	c = bpf_map_lookup_elem(&pcb, &idx);
-	if (!c) {
-		count_loss(st, ts);
-		return 0;
-	}
-	st->pcb_busy = 1;
+	if (!c)
+		goto lost;
 	res->pos = pos;
 	res->st = st;
 	res->advance = skip + size;
 	return &c->data[off & (SR_PCB_CHUNK - 1)];
+lost:
+	st->pcb_busy = 0;
+	count_loss(st, ts);
+	return 0;
 }
 
 static __always_inline void pcb_commit(struct pcb_res *res)
