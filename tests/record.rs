@@ -332,19 +332,12 @@ fn full_disk_stops_with_one_line_and_keeps_what_fit() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("full.sched");
     let started = std::time::Instant::now();
-    let o = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "trap '' XFSZ; ulimit -f 512; exec '{}' record -q --pelt full -o '{}' --workload 'pingpong --duration 30'",
-            exe(),
+    common::full_disk_error(
+        512,
+        &format!(
+            "record -q --pelt full -o '{}' --workload 'pingpong --duration 30'",
             out.display()
-        ))
-        .output()
-        .unwrap();
-    let err = common::one_line_error(&o);
-    assert!(
-        err.contains("too large") && err.contains("keeps the"),
-        "{err}"
+        ),
     );
     // Stopped by the failure, not by the end of the 30 s workload.
     assert!(

@@ -87,3 +87,25 @@ pub fn finding_row(v: &serde_json::Value, key: &str) -> serde_json::Value {
         .unwrap_or_else(|| panic!("no row {key}: {v:#}"))
         .clone()
 }
+
+/// Runs `schedrec ARGS` (shell words) under `ulimit -f LIMIT`, so that its
+/// writes past the limit fail (EFBIG) as they would on a full disk (ENOSPC),
+/// and checks the one line that must say so and what the file keeps. The
+/// file stays at most LIMIT KiB (the unit is 1 KiB in bash, 512 bytes in
+/// dash).
+pub fn full_disk_error(limit: u32, args: &str) -> String {
+    let o = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "trap '' XFSZ; ulimit -f {limit}; exec '{}' {args}",
+            env!("CARGO_BIN_EXE_schedrec")
+        ))
+        .output()
+        .unwrap();
+    let err = one_line_error(&o);
+    assert!(
+        err.contains("too large") && err.contains("keeps the"),
+        "{err}"
+    );
+    err
+}
