@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
-use crate::tables::{Labels, OptU32, OptU64, ReplayRows, Tables};
+use crate::tables::{Code, Labels, Nullable, ReplayRows, Tables};
 
 /// The tables `export` writes, in this order.
 pub const TABLES: [&str; 6] = ["switches", "slices", "wakeups", "tasks", "pelt", "replay"];
@@ -113,7 +113,8 @@ pub fn frame(t: &Tables, name: &str) -> PolarsResult<DataFrame> {
     }
 }
 
-fn u64s(name: &str, v: &OptU64) -> Column {
+/// A nullable column as polars UInt64 (the schema `export` documents).
+fn u64s<T: Code>(name: &str, v: &Nullable<T>) -> Column {
     UInt64Chunked::from_iter_options(name.into(), v.iter()).into_column()
 }
 
@@ -163,9 +164,7 @@ pub fn write(df: &mut DataFrame, path: &Path, format: Format) -> PolarsResult<()
 
 /// The `replay` table as a DataFrame (the columns of `schedrec replay -o`).
 pub fn replay_frame(r: &ReplayRows) -> PolarsResult<DataFrame> {
-    let u = |name: &str, v: &OptU32| {
-        UInt64Chunked::from_iter_options(name.into(), v.iter()).into_column()
-    };
+    let u = u64s::<u32>;
     let mut cols = vec![
         Column::new("ts".into(), &r.ts),
         Column::new("pid".into(), &r.pid),
