@@ -616,8 +616,11 @@ pub fn record(opts: &Options) -> Result<Summary, Error> {
     if tty {
         eprintln!();
     }
-    // Stop the kernel side before the last drain.
+    // Stop the kernel side before the last drain. Detaching does not wait
+    // for a program already running on another CPU: give it time to
+    // publish its record (microseconds) so that the drain sees it.
     drop(links);
+    std::thread::sleep(Duration::from_millis(10));
     let _ = rb.consume();
     drain(&mut pcb, &sink);
     lost_total += loss_check(&sink)?;
