@@ -107,15 +107,15 @@ impl PerCpuBuffers {
 
     /// Hands every record published since the last call to `f` (with its
     /// exact length from `len_of(kind)`), CPU by CPU, and frees their room.
-    /// Returns how many records were read and how many bytes were found
-    /// undecodable (a record kind `len_of` does not know: the rest of that
-    /// CPU's published data is skipped, not misread).
+    /// Returns how many bytes were found undecodable (a record kind
+    /// `len_of` does not know: the rest of that CPU's published data is
+    /// skipped, not misread).
     pub fn drain(
         &mut self,
         len_of: impl Fn(u16) -> Option<usize>,
         mut f: impl FnMut(&[u8]),
-    ) -> (u64, u64) {
-        let (mut n, mut bad) = (0, 0);
+    ) -> u64 {
+        let mut bad = 0;
         for cpu in 0..self.cpus {
             let head = self.word(cpu, 0).load(Ordering::Acquire);
             let tail = self.word(cpu, TAIL_OFFSET).load(Ordering::Relaxed);
@@ -149,7 +149,6 @@ impl PerCpuBuffers {
                     match len_of(kind) {
                         Some(len) if kind != EV_PAD && len as u64 <= avail => {
                             f(&bytes[..len]);
-                            n += 1;
                             t += len as u64;
                             continue;
                         }
@@ -173,7 +172,7 @@ impl PerCpuBuffers {
                 self.word(cpu, TAIL_OFFSET).store(t, Ordering::Release);
             }
         }
-        (n, bad)
+        bad
     }
 }
 

@@ -496,7 +496,7 @@ pub fn record(opts: &Options) -> Result<Summary, Error> {
     let drain = |pcb: &mut pcb::PerCpuBuffers, sink: &Rc<RefCell<Sink>>| {
         let mut s = sink.borrow_mut();
         let shape = s.shape;
-        let (_, bad_bytes) = pcb.drain(
+        let bad_bytes = pcb.drain(
             |kind| pcb_record_len(kind, &shape),
             |data| match convert(data, &shape) {
                 Some(r) => {
