@@ -379,7 +379,39 @@ impl Reader {
             filter,
             batch: (rayon::current_num_threads() * 2).max(2),
             done: false,
+            ahead: None,
         }
+    }
+
+    /// [`Reader::records`], handed to `f`, with the chunks decoded ahead on a
+    /// thread of their own (in parallel batches on rayon) while `f`
+    /// consumes: the merge does not wait for each batch's decoding. On a
+    /// rayon worker (where waiting for the pool that has to do the
+    /// decoding could deadlock) this is plain [`Reader::records`].
+    pub fn with_records<R>(&self, filter: Filter, f: impl FnOnce(Records<'_>) -> R) -> R {
+        let mut recs = self.records(filter);
+        if rayon::current_thread_index().is_some() {
+            return f(recs);
+        }
+        std::thread::scope(|scope| {
+            let batch = recs.batch;
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Decoded>>(2 * batch);
+            let order: Vec<usize> = recs.pending.iter().copied().collect();
+            scope.spawn(move || {
+                for group in order.chunks(batch) {
+                    let decoded: Vec<Result<Decoded>> =
+                        group.par_iter().map(|&i| self.decode(i)).collect();
+                    for d in decoded {
+                        // The consumer is done (or stopped at an error).
+                        if tx.send(d).is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+            recs.ahead = Some(rx);
+            f(recs)
+        })
     }
 }
 
@@ -400,10 +432,18 @@ pub struct Records<'r> {
     filter: Filter,
     batch: usize,
     done: bool,
+    /// Chunks decoded ahead, in `pending` order ([`Reader::with_records`]).
+    ahead: Option<std::sync::mpsc::Receiver<Result<Decoded>>>,
 }
 
 impl Records<'_> {
     fn activate(&mut self) -> Result<()> {
+        if let (true, Some(rx)) = (self.ready.is_empty(), &self.ahead) {
+            let d = rx.recv().unwrap_or_else(|_| {
+                Err(Error::InvalidRecord("the decoding thread stopped".into()))
+            });
+            self.ready.push_back(d);
+        }
         if self.ready.is_empty() {
             let n = self.batch.min(self.pending.len());
             let idx: Vec<usize> = self.pending.iter().take(n).copied().collect();

@@ -159,6 +159,21 @@ fn bit_flips_are_caught() {
             at >= header_len,
             "trial {trial}: header flip at {at} not caught"
         );
+        // The merged iteration, decoded ahead or not, stops at the same
+        // record with the same error.
+        let outcome = |recs: &mut dyn Iterator<Item = schedrec_format::Result<Record>>| {
+            let mut n = 0;
+            for rec in recs {
+                match rec {
+                    Ok(_) => n += 1,
+                    Err(e) => return (n, Some(e.to_string())),
+                }
+            }
+            (n, None)
+        };
+        let plain = outcome(&mut r.records(Filter::default()));
+        let ahead = r.with_records(Filter::default(), |mut recs| outcome(&mut recs));
+        assert_eq!(plain, ahead, "trial {trial}");
         let mut flipped_chunk_ok = false;
         for i in 0..r.chunks().len() {
             let c = r.chunks()[i];

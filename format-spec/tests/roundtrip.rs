@@ -25,6 +25,17 @@ fn check_roundtrip(records: &[Record], chunk_records: usize, codec: Codec) {
     assert_eq!(got.len(), records.len());
     assert!(got.windows(2).all(|w| w[0].ts() <= w[1].ts()));
     assert_eq!(per_stream(&got), per_stream(records));
+    // Decoding ahead on a thread of its own changes nothing, and so does
+    // calling it from a rayon worker (where it is the plain iterator).
+    let ahead: Vec<Record> =
+        r.with_records(Filter::default(), |recs| recs.map(|x| x.unwrap()).collect());
+    assert_eq!(ahead, got);
+    let on_worker: Vec<Record> = rayon::join(
+        || r.with_records(Filter::default(), |recs| recs.map(|x| x.unwrap()).collect()),
+        || (),
+    )
+    .0;
+    assert_eq!(on_worker, got);
 
     // Chunk-by-chunk decoding gives each stream back in the exact order written.
     let mut stored: std::collections::BTreeMap<(Kind, u32), Vec<Record>> = Default::default();
