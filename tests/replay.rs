@@ -292,3 +292,28 @@ fn every_recorded_window_position_follows_from_last_update_time() {
     }
     assert!(checked > 300_000, "{checked} states checked");
 }
+
+#[test]
+fn writing_rows_changes_nothing_in_the_summary() {
+    // Without -o the rows are neither ordered nor handed on (a faster path):
+    // the summary must be the one of a replay that writes them, and the
+    // file must hold every row the summary counts, in time order.
+    let f = fixture("mixed-pelt-full.sched");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("r.csv");
+    let without = replay_json(&f, &[]);
+    let with = replay_json(&f, &["-o", out.to_str().unwrap()]);
+    assert_eq!(without, with);
+    let text = std::fs::read_to_string(&out).unwrap();
+    let mut lines = text.lines();
+    let head: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let ts_col = head.iter().position(|&h| h == "ts").expect("a ts column");
+    let ts: Vec<u64> = lines
+        .map(|l| l.split(',').nth(ts_col).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(ts.len() as u64, with["rows"].as_u64().unwrap());
+    assert!(
+        ts.windows(2).all(|w| w[0] <= w[1]),
+        "rows out of time order"
+    );
+}

@@ -63,6 +63,10 @@ pub struct Options {
     pub batch: usize,
     /// Tasks listed in the summary's `per_task`.
     pub top: usize,
+    /// Hand the per-sample rows to the sink, in time order (false: only the
+    /// summary is wanted; the sink is not called, and putting the rows in
+    /// order, a sequential part of the replay, is skipped).
+    pub rows: bool,
 }
 
 impl Default for Options {
@@ -76,6 +80,7 @@ impl Default for Options {
             measured_window_ns: 32_000_000,
             batch: 1 << 16,
             top: 10,
+            rows: true,
         }
     }
 }
@@ -250,9 +255,13 @@ pub fn replay(
     // replay itself).
     let mut rows: Vec<Row> = Vec::new();
     let mut keys: Vec<(u64, u32, u32, u32)> = Vec::new();
+    // Rows not yet handed on: a held sample's row comes out at its task's
+    // next event, possibly a batch later, earlier than rows already sorted.
+    let mut carry: Vec<Row> = Vec::new();
     let mut run_batch = |pass: &mut Pass,
                          excluded: &mut BTreeMap<&'static str, u64>,
-                         rows_total: &mut u64|
+                         rows_total: &mut u64,
+                         last: bool|
      -> Result<(), Error> {
         pass.slots
             .par_iter_mut()
@@ -262,19 +271,51 @@ pub fn replay(
                     s.sim.step(&cfg, &e, &mut s.out);
                 }
             });
-        // Into time order: sort small keys (each task's rows are in order
-        // already; the row index keeps them so), then copy each row once.
-        keys.clear();
-        for (si, s) in pass.slots.iter().enumerate() {
-            for (ri, r) in s.out.iter().enumerate() {
-                keys.push((r.ts, r.pid, si as u32, ri as u32));
+        if !opts.rows {
+            for s in pass.slots.iter_mut() {
+                for r in &s.out {
+                    if let Some(why) = r.excluded {
+                        *excluded.entry(why).or_default() += 1;
+                    }
+                }
+                *rows_total += s.out.len() as u64;
+                s.out.clear();
             }
+            pass.retire_dead();
+            return Ok(());
         }
+        // Into time order: sort small keys (each task's rows are in order
+        // already; the row index keeps them so), then copy each row once,
+        // both in parallel.
+        // Rows from this time on wait for the next batch (the held samples'
+        // rows are the only ones that can come out of time order).
+        let horizon = if last {
+            u64::MAX
+        } else {
+            pass.slots
+                .iter()
+                .filter_map(|s| s.sim.held_ts())
+                .min()
+                .unwrap_or(u64::MAX)
+        };
+        keys.clear();
+        // The rows carried over first: they go before this batch's rows of
+        // the same time and task.
+        let outs: Vec<&[Row]> = std::iter::once(carry.as_slice())
+            .chain(pass.slots.iter().map(|s| s.out.as_slice()))
+            .collect();
+        keys.par_extend(outs.par_iter().enumerate().flat_map_iter(|(si, out)| {
+            out.iter()
+                .enumerate()
+                .map(move |(ri, r)| (r.ts, r.pid, si as u32, ri as u32))
+        }));
         keys.par_sort_unstable();
-        rows.extend(
-            keys.iter()
-                .map(|&(_, _, si, ri)| pass.slots[si as usize].out[ri as usize].clone()),
-        );
+        keys.par_iter()
+            .map(|&(_, _, si, ri)| outs[si as usize][ri as usize].clone())
+            .collect_into_vec(&mut rows);
+        let keep = rows.partition_point(|r| r.ts < horizon);
+        carry.clear();
+        carry.extend(rows.drain(keep..));
         for s in pass.slots.iter_mut() {
             s.out.clear();
         }
@@ -296,271 +337,299 @@ pub fn replay(
     // worker (several traces replayed at once): a worker blocked on the
     // channel while the reading thread waits for rayon to decode deadlocks.
     std::thread::scope(|scope| -> Result<(), Error> {
-        let ahead: Box<dyn Iterator<Item = schedrec_format::Result<Record>>> =
+        type Batch = Vec<schedrec_format::Result<Record>>;
+        let mut next_batch: Box<dyn FnMut(Batch) -> Option<Batch>> =
             if rayon::current_thread_index().is_some() {
-                Box::new(reader.records(Filter::default()))
+                let mut it = reader.records(Filter::default());
+                Box::new(move |mut buf: Batch| {
+                    buf.clear();
+                    buf.extend(it.by_ref().take(READ_AHEAD));
+                    (!buf.is_empty()).then_some(buf)
+                })
             } else {
-                let (tx, rx) =
-                    std::sync::mpsc::sync_channel::<Vec<schedrec_format::Result<Record>>>(4);
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(4);
+                // Emptied batches go back to the reading thread: their
+                // pages are reused, not freed and faulted in again.
+                let (back_tx, back_rx) = std::sync::mpsc::channel::<Batch>();
                 scope.spawn(move || {
-                    let mut buf = Vec::with_capacity(READ_AHEAD);
-                    for rec in reader.records(Filter::default()) {
-                        let stop = rec.is_err();
-                        buf.push(rec);
-                        if buf.len() == READ_AHEAD || stop {
-                            // The routing stopped (an error): so does the reading.
-                            if tx
-                                .send(std::mem::replace(&mut buf, Vec::with_capacity(READ_AHEAD)))
-                                .is_err()
-                                || stop
-                            {
-                                return;
+                    let fresh = || {
+                        back_rx
+                            .try_recv()
+                            .unwrap_or_else(|_| Vec::with_capacity(READ_AHEAD))
+                    };
+                    let mut buf = fresh();
+                    reader.with_records(Filter::default(), |recs| {
+                        for rec in recs {
+                            let stop = rec.is_err();
+                            buf.push(rec);
+                            if buf.len() == READ_AHEAD || stop {
+                                // The routing stopped (an error): so does the reading.
+                                if tx.send(std::mem::replace(&mut buf, fresh())).is_err() || stop {
+                                    return;
+                                }
                             }
                         }
-                    }
-                    let _ = tx.send(buf);
+                        let _ = tx.send(std::mem::take(&mut buf));
+                    })
                 });
-                Box::new(rx.into_iter().flatten())
+                Box::new(move |mut used: Batch| {
+                    used.clear();
+                    let _ = back_tx.send(used);
+                    rx.recv().ok()
+                })
             };
-        for rec in ahead {
-            let mut rec = rec?;
-            if as_switch {
-                match &mut rec {
-                    Record::Switch(r) => {
-                        r.prev_sums = None;
-                        r.next_sums = None;
-                        r.next_pelt = None;
-                    }
-                    Record::Wakeup(r) => r.sums = None,
-                    Record::Pelt(_) => continue,
-                    _ => {}
+        let mut batch = Vec::new();
+        while let Some(b) = next_batch(std::mem::take(&mut batch)) {
+            batch = b;
+            // The reader stops at its first error, the batch's last record.
+            if let Some(Err(_)) = batch.last() {
+                if let Some(Err(e)) = batch.pop() {
+                    return Err(e.into());
                 }
             }
-            records += 1;
-            last_ts = last_ts.max(rec.ts());
-            match &rec {
-                Record::Switch(r) => {
-                    let c = r.cpu as usize;
-                    // Only a fair task's sched_avg is maintained (an RT task's
-                    // holds stale values, and last_update_time 0 when it never
-                    // ran in the fair class).
-                    let prev_lut = r
-                        .prev_pelt
-                        .filter(|p| {
-                            r.prev.pid != 0
-                                && fair_weight(r.prev.prio, None).is_some()
-                                && p.last_update_time != 0
-                        })
-                        .map(|p| p.last_update_time);
-                    if let (Some(lut), true) = (prev_lut, c < nr_cpus) {
-                        off[c] = Some((r.ts as i64).wrapping_sub(lut as i64));
-                        off_ts[c] = r.ts;
+            for rec in batch.iter_mut() {
+                let Ok(rec) = rec else { continue };
+                if as_switch {
+                    match &mut *rec {
+                        Record::Switch(r) => {
+                            r.prev_sums = None;
+                            r.next_sums = None;
+                            r.next_pelt = None;
+                        }
+                        Record::Wakeup(r) => r.sums = None,
+                        Record::Pelt(_) => continue,
+                        _ => {}
                     }
-                    let o = cpu_off(&off, r.cpu);
-                    if c < nr_cpus && curr[c] != 0 && curr[c] != r.prev.pid {
-                        // The CPU was running another task than the one it
-                        // switches away from: that task's switch out is missing.
-                        pass.route(
-                            curr[c],
-                            None,
-                            Event {
-                                ts: r.ts,
-                                cpu: r.cpu,
-                                off: o,
-                                kind: EventKind::Unseen,
-                                k: None,
-                                sums: None,
-                            },
-                        );
-                    }
-                    // The PELT time of next's pick. After a switch out of a fair
-                    // task it is prev's update time (same rq clock). Out of idle,
-                    // the wakeup that ended the idle asked for a reschedule and
-                    // `rq_clock_skip_update()` made the pick reuse the
-                    // enqueue's clock: the pick is at the wakeup's time.
-                    let idle_wake = if r.prev.pid == 0 && c < nr_cpus {
-                        woke[c].take()
-                    } else {
-                        None
-                    };
-                    let pick_now = prev_lut.or(idle_wake.map(|(lut, _)| lut));
-                    let pick_ts = idle_wake.map_or(r.ts, |(_, ts)| ts);
-                    if c < nr_cpus {
-                        woke[c] = None;
-                    }
-                    pass.route(
-                        r.prev.pid,
-                        Some(r.prev.prio),
-                        Event {
-                            ts: r.ts,
-                            cpu: r.cpu,
-                            off: o,
-                            kind: EventKind::SwitchOut {
-                                prev_state: r.prev_state,
-                            },
-                            k: r.prev_pelt,
-                            sums: r.prev_sums,
-                        },
-                    );
-                    pass.route(
-                        r.next.pid,
-                        Some(r.next.prio),
-                        Event {
-                            ts: r.ts,
-                            cpu: r.cpu,
-                            off: o,
-                            kind: EventKind::SwitchIn { pick_now, pick_ts },
-                            k: r.next_pelt,
-                            sums: r.next_sums,
-                        },
-                    );
-                    if c < nr_cpus {
-                        curr[c] = r.next.pid;
-                        // Tasks left delayed on this CPU are dequeued when the
-                        // kernel's pick reaches them, which the trace does not
-                        // show; the next pick on the CPU is the estimate (on the
-                        // fixtures it matches the kernel's load_avg more often than
-                        // keeping them queued until their wakeup).
-                        let drained = std::mem::take(&mut delayed[c]);
-                        for pid in drained {
+                }
+                let rec = &*rec;
+                records += 1;
+                last_ts = last_ts.max(rec.ts());
+                match rec {
+                    Record::Switch(r) => {
+                        let c = r.cpu as usize;
+                        // Only a fair task's sched_avg is maintained (an RT task's
+                        // holds stale values, and last_update_time 0 when it never
+                        // ran in the fair class).
+                        let prev_lut = r
+                            .prev_pelt
+                            .filter(|p| {
+                                r.prev.pid != 0
+                                    && fair_weight(r.prev.prio, None).is_some()
+                                    && p.last_update_time != 0
+                            })
+                            .map(|p| p.last_update_time);
+                        if let (Some(lut), true) = (prev_lut, c < nr_cpus) {
+                            off[c] = Some((r.ts as i64).wrapping_sub(lut as i64));
+                            off_ts[c] = r.ts;
+                        }
+                        let o = cpu_off(&off, r.cpu);
+                        if c < nr_cpus && curr[c] != 0 && curr[c] != r.prev.pid {
+                            // The CPU was running another task than the one it
+                            // switches away from: that task's switch out is missing.
                             pass.route(
-                                pid,
+                                curr[c],
                                 None,
                                 Event {
                                     ts: r.ts,
                                     cpu: r.cpu,
                                     off: o,
-                                    kind: EventKind::Pick,
+                                    kind: EventKind::Unseen,
                                     k: None,
                                     sums: None,
                                 },
                             );
                         }
-                        if r.prev_pelt.is_some_and(|p| p.on_rq && p.sched_delayed) {
-                            delayed[c].push(r.prev.pid);
+                        // The PELT time of next's pick. After a switch out of a fair
+                        // task it is prev's update time (same rq clock). Out of idle,
+                        // the wakeup that ended the idle asked for a reschedule and
+                        // `rq_clock_skip_update()` made the pick reuse the
+                        // enqueue's clock: the pick is at the wakeup's time.
+                        let idle_wake = if r.prev.pid == 0 && c < nr_cpus {
+                            woke[c].take()
+                        } else {
+                            None
+                        };
+                        let pick_now = prev_lut.or(idle_wake.map(|(lut, _)| lut));
+                        let pick_ts = idle_wake.map_or(r.ts, |(_, ts)| ts);
+                        if c < nr_cpus {
+                            woke[c] = None;
+                        }
+                        pass.route(
+                            r.prev.pid,
+                            Some(r.prev.prio),
+                            Event {
+                                ts: r.ts,
+                                cpu: r.cpu,
+                                off: o,
+                                kind: EventKind::SwitchOut {
+                                    prev_state: r.prev_state,
+                                },
+                                k: r.prev_pelt,
+                                sums: r.prev_sums,
+                            },
+                        );
+                        pass.route(
+                            r.next.pid,
+                            Some(r.next.prio),
+                            Event {
+                                ts: r.ts,
+                                cpu: r.cpu,
+                                off: o,
+                                kind: EventKind::SwitchIn { pick_now, pick_ts },
+                                k: r.next_pelt,
+                                sums: r.next_sums,
+                            },
+                        );
+                        if c < nr_cpus {
+                            curr[c] = r.next.pid;
+                            // Tasks left delayed on this CPU are dequeued when the
+                            // kernel's pick reaches them, which the trace does not
+                            // show; the next pick on the CPU is the estimate (on the
+                            // fixtures it matches the kernel's load_avg more often than
+                            // keeping them queued until their wakeup).
+                            let drained = std::mem::take(&mut delayed[c]);
+                            for pid in drained {
+                                pass.route(
+                                    pid,
+                                    None,
+                                    Event {
+                                        ts: r.ts,
+                                        cpu: r.cpu,
+                                        off: o,
+                                        kind: EventKind::Pick,
+                                        k: None,
+                                        sums: None,
+                                    },
+                                );
+                            }
+                            if r.prev_pelt.is_some_and(|p| p.on_rq && p.sched_delayed) {
+                                delayed[c].push(r.prev.pid);
+                            }
                         }
                     }
-                }
-                Record::Wakeup(r) => {
-                    let t = r.target_cpu as usize;
-                    // Only a known fair task's PELT maps clocks (the recorder
-                    // reads sched_avg at every wakeup, whatever the class).
-                    // A task first seen at its wakeup starts at its first
-                    // switch, which says its class; a new one at its wakeup
-                    // when its fork record said it (the kernel's initial
-                    // state is exact there).
-                    let prio = if r.new {
-                        pass.prio.get(&r.pid).copied()
-                    } else {
-                        None
-                    };
-                    let known = pass.by_pid.contains_key(&r.pid)
-                        || prio.is_some_and(|p| fair_weight(p, None).is_some());
-                    if let Some(p) = r.pelt.filter(|p| known && p.last_update_time != 0) {
-                        if t < nr_cpus {
-                            woke[t] = Some((p.last_update_time, r.ts));
-                            off[t] = Some((r.ts as i64).wrapping_sub(p.last_update_time as i64));
-                            off_ts[t] = r.ts;
+                    Record::Wakeup(r) => {
+                        let t = r.target_cpu as usize;
+                        // Only a known fair task's PELT maps clocks (the recorder
+                        // reads sched_avg at every wakeup, whatever the class).
+                        // A task first seen at its wakeup starts at its first
+                        // switch, which says its class; a new one at its wakeup
+                        // when its fork record said it (the kernel's initial
+                        // state is exact there).
+                        let prio = if r.new {
+                            pass.prio.get(&r.pid).copied()
+                        } else {
+                            None
+                        };
+                        let known = pass.by_pid.contains_key(&r.pid)
+                            || prio.is_some_and(|p| fair_weight(p, None).is_some());
+                        if let Some(p) = r.pelt.filter(|p| known && p.last_update_time != 0) {
+                            if t < nr_cpus {
+                                woke[t] = Some((p.last_update_time, r.ts));
+                                off[t] =
+                                    Some((r.ts as i64).wrapping_sub(p.last_update_time as i64));
+                                off_ts[t] = r.ts;
+                            }
+                        }
+                        let ev = Event {
+                            ts: r.ts,
+                            cpu: r.target_cpu,
+                            off: cpu_off(&off, r.target_cpu),
+                            kind: EventKind::Wakeup { new: r.new },
+                            k: r.pelt,
+                            sums: r.sums,
+                        };
+                        pass.route(r.pid, prio, ev);
+                    }
+                    Record::Migrate(r) => {
+                        let ev = Event {
+                            ts: r.ts,
+                            cpu: r.dest_cpu,
+                            off: cpu_off(&off, r.dest_cpu),
+                            kind: EventKind::Migrate {
+                                orig_off: cpu_off(&off, r.orig_cpu),
+                                dest_off: cpu_off(&off, r.dest_cpu),
+                                dest_off_ts: off_ts.get(r.dest_cpu as usize).copied().unwrap_or(0),
+                            },
+                            k: None,
+                            sums: None,
+                        };
+                        pass.route(r.pid, None, ev);
+                    }
+                    Record::Pelt(r) if r.entity == Entity::Task => {
+                        let is_curr = curr.get(r.rq_cpu as usize) == Some(&r.pid);
+                        let ev = Event {
+                            ts: r.ts,
+                            cpu: r.rq_cpu,
+                            off: cpu_off(&off, r.rq_cpu),
+                            kind: EventKind::Sample { curr: is_curr },
+                            k: Some(r.avg),
+                            sums: r.sums,
+                        };
+                        pass.route(r.pid, None, ev);
+                    }
+                    Record::Task(r) => {
+                        pass.policy.insert(r.pid, r.policy);
+                        pass.prio.insert(r.pid, r.prio);
+                        pass.comms
+                            .insert(r.pid, String::from_utf8_lossy(&r.comm).into_owned());
+                        if let Some(&i) = pass.by_pid.get(&r.pid) {
+                            pass.slots[i].comm = String::from_utf8_lossy(&r.comm).into_owned();
+                        }
+                        use schedrec_format::TaskEvent;
+                        let ends = matches!(r.event, TaskEvent::Exit)
+                            || (matches!(r.event, TaskEvent::Fork)
+                                && pass.by_pid.contains_key(&r.pid));
+                        if ends {
+                            // The task is gone (or its pid is reused): finish it.
+                            if let Some(i) = pass.by_pid.remove(&r.pid) {
+                                let ev = Event {
+                                    ts: r.ts,
+                                    cpu: r.cpu,
+                                    off: 0,
+                                    kind: EventKind::Exit,
+                                    k: None,
+                                    sums: None,
+                                };
+                                pass.slots[i].events.push(ev);
+                                pass.dead.push(i);
+                            }
+                        }
+                        if matches!(r.event, TaskEvent::Exit) {
+                            // Its last switch out comes after the exit record: do
+                            // not start a new task for it.
+                            pass.exited.insert(r.pid);
+                        }
+                        if matches!(r.event, TaskEvent::Fork) {
+                            pass.skipped.remove(&r.pid);
+                            pass.exited.remove(&r.pid);
                         }
                     }
-                    let ev = Event {
-                        ts: r.ts,
-                        cpu: r.target_cpu,
-                        off: cpu_off(&off, r.target_cpu),
-                        kind: EventKind::Wakeup { new: r.new },
-                        k: r.pelt,
-                        sums: r.sums,
-                    };
-                    pass.route(r.pid, prio, ev);
-                }
-                Record::Migrate(r) => {
-                    let ev = Event {
-                        ts: r.ts,
-                        cpu: r.dest_cpu,
-                        off: cpu_off(&off, r.dest_cpu),
-                        kind: EventKind::Migrate {
-                            orig_off: cpu_off(&off, r.orig_cpu),
-                            dest_off: cpu_off(&off, r.dest_cpu),
-                            dest_off_ts: off_ts.get(r.dest_cpu as usize).copied().unwrap_or(0),
-                        },
-                        k: None,
-                        sums: None,
-                    };
-                    pass.route(r.pid, None, ev);
-                }
-                Record::Pelt(r) if r.entity == Entity::Task => {
-                    let is_curr = curr.get(r.rq_cpu as usize) == Some(&r.pid);
-                    let ev = Event {
-                        ts: r.ts,
-                        cpu: r.rq_cpu,
-                        off: cpu_off(&off, r.rq_cpu),
-                        kind: EventKind::Sample { curr: is_curr },
-                        k: Some(r.avg),
-                        sums: r.sums,
-                    };
-                    pass.route(r.pid, None, ev);
-                }
-                Record::Task(r) => {
-                    pass.policy.insert(r.pid, r.policy);
-                    pass.prio.insert(r.pid, r.prio);
-                    pass.comms
-                        .insert(r.pid, String::from_utf8_lossy(&r.comm).into_owned());
-                    if let Some(&i) = pass.by_pid.get(&r.pid) {
-                        pass.slots[i].comm = String::from_utf8_lossy(&r.comm).into_owned();
-                    }
-                    use schedrec_format::TaskEvent;
-                    let ends = matches!(r.event, TaskEvent::Exit)
-                        || (matches!(r.event, TaskEvent::Fork) && pass.by_pid.contains_key(&r.pid));
-                    if ends {
-                        // The task is gone (or its pid is reused): finish it.
-                        if let Some(i) = pass.by_pid.remove(&r.pid) {
-                            let ev = Event {
+                    Record::Loss(r) => {
+                        // Lost events: every timeline breaks here (the lost records
+                        // could have been about any task), and what the CPUs
+                        // were doing is unknown.
+                        curr.fill(0);
+                        woke.fill(None);
+                        delayed.iter_mut().for_each(Vec::clear);
+                        for s in pass.slots.iter_mut() {
+                            s.events.push(Event {
                                 ts: r.ts,
                                 cpu: r.cpu,
                                 off: 0,
-                                kind: EventKind::Exit,
+                                kind: EventKind::Lost,
                                 k: None,
                                 sums: None,
-                            };
-                            pass.slots[i].events.push(ev);
-                            pass.dead.push(i);
+                            });
                         }
                     }
-                    if matches!(r.event, TaskEvent::Exit) {
-                        // Its last switch out comes after the exit record: do
-                        // not start a new task for it.
-                        pass.exited.insert(r.pid);
-                    }
-                    if matches!(r.event, TaskEvent::Fork) {
-                        pass.skipped.remove(&r.pid);
-                        pass.exited.remove(&r.pid);
-                    }
+                    _ => {}
                 }
-                Record::Loss(r) => {
-                    // Lost events: every timeline breaks here (the lost records
-                    // could have been about any task), and what the CPUs
-                    // were doing is unknown.
-                    curr.fill(0);
-                    woke.fill(None);
-                    delayed.iter_mut().for_each(Vec::clear);
-                    for s in pass.slots.iter_mut() {
-                        s.events.push(Event {
-                            ts: r.ts,
-                            cpu: r.cpu,
-                            off: 0,
-                            kind: EventKind::Lost,
-                            k: None,
-                            sums: None,
-                        });
-                    }
+                pending += 1;
+                if pending >= opts.batch {
+                    run_batch(&mut pass, &mut excluded, &mut rows_total, false)?;
+                    pending = 0;
+                    progress(records);
                 }
-                _ => {}
-            }
-            pending += 1;
-            if pending >= opts.batch {
-                run_batch(&mut pass, &mut excluded, &mut rows_total)?;
-                pending = 0;
-                progress(records);
             }
         }
         Ok(())
@@ -568,7 +637,7 @@ pub fn replay(
     for s in pass.slots.iter_mut() {
         s.sim.finish(&cfg, last_ts, &mut s.out);
     }
-    run_batch(&mut pass, &mut excluded, &mut rows_total)?;
+    run_batch(&mut pass, &mut excluded, &mut rows_total, true)?;
     progress(records);
 
     // Totals: the tasks still alive join the retired ones.

@@ -442,6 +442,12 @@ impl TaskSim {
         }
     }
 
+    /// The time of the sample held back (applied at the task's next event,
+    /// when its row is written): no later row of this task is earlier.
+    pub fn held_ts(&self) -> Option<u64> {
+        self.pending.map(|p| p.ts)
+    }
+
     /// The end of the trace: a held sample is applied, a run in progress
     /// counted.
     pub fn finish(&mut self, cfg: &Config, end_ts: u64, out: &mut Vec<Row>) {

@@ -101,6 +101,7 @@ pub fn run(a: Args) -> CliResult {
         init_zero: a.init == "zero",
         as_switch: a.as_switch,
         measured_window_ns: window_ns,
+        rows: a.output.is_some(),
         ..Options::default()
     };
     let mut out = match &a.output {
