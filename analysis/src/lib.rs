@@ -43,29 +43,65 @@ pub fn load_with_summary(
 }
 
 /// Reads `reader` into tables and replays it with `opts` (the replay
-/// table's `model_*` columns are the model of `opts.model`).
+/// table's `model_*` columns are the model of `opts.model`). The two passes
+/// over the trace are independent and mostly sequential each: they run at
+/// the same time, on threads of their own; on a rayon worker (several
+/// traces loaded at once) as two rayon tasks, since a worker blocked on a
+/// thread that waits for the pool could deadlock it.
 pub fn load_with(
     reader: Reader,
     opts: &Options,
     keep_switches: bool,
 ) -> Result<(Reader, tables::Tables, Option<Summary>), Error> {
-    let mut t = tables::read_with(&reader, keep_switches)?;
-    let rows = &mut t.replay;
-    let mut summary = None;
-    if reader.meta().hz != 0 {
-        summary = Some(replay(
-            &reader,
-            opts,
-            |b| {
-                for r in b {
-                    rows.push(r);
-                }
-                Ok(())
-            },
-            |_| {},
-        )?);
-    }
+    let mut rows = if keep_switches {
+        tables::ReplayRows::full()
+    } else {
+        tables::ReplayRows::default()
+    };
+    let read = || phase("read tables", || tables::read_with(&reader, keep_switches));
+    let mut run = || {
+        (reader.meta().hz != 0).then(|| {
+            phase("replay", || {
+                replay(
+                    &reader,
+                    opts,
+                    |b| {
+                        for r in b {
+                            rows.push(r);
+                        }
+                        Ok(())
+                    },
+                    |_| {},
+                )
+            })
+        })
+    };
+    let (t, summary) = if rayon::current_thread_index().is_some() {
+        rayon::join(read, run)
+    } else {
+        std::thread::scope(|s| {
+            let tables = s.spawn(read);
+            let summary = run();
+            let t = tables.join().expect("the table reader does not panic");
+            (t, summary)
+        })
+    };
+    let mut t = t?;
+    let summary = summary.transpose()?;
+    t.replay = rows;
     Ok((reader, t, summary))
+}
+
+/// Runs `f`, and with `SCHEDREC_TIMINGS` set in the environment says on
+/// stderr how long it took: where a long analysis spends its time.
+pub fn phase<T>(name: &str, f: impl FnOnce() -> T) -> T {
+    if std::env::var_os("SCHEDREC_TIMINGS").is_none() {
+        return f();
+    }
+    let t = std::time::Instant::now();
+    let v = f();
+    eprintln!("schedrec: {name}: {:.2} s", t.elapsed().as_secs_f64());
+    v
 }
 
 /// Everything the statistics say about one trace: per class, per task (the
@@ -85,12 +121,12 @@ pub struct TraceStats {
 /// [`TraceStats`] of loaded tables (classes and correlations over every
 /// task; `top` tasks listed).
 pub fn stats(t: &tables::Tables, window_ms: u64, top: usize) -> Result<TraceStats, Error> {
-    let mut ts = analyze::tasks(t)?;
+    let mut ts = phase("per-task statistics", || analyze::tasks(t))?;
     let classes = analyze::classes(&ts);
-    let dyns = dynamics::dynamics(t, window_ms);
+    let dyns = phase("dynamics", || dynamics::dynamics(t, window_ms));
     let class_of = ts.iter().map(|t| (t.pid, t.class)).collect();
     let class_dynamics = dynamics::per_class(&dyns, &class_of);
-    let correlations = analyze::error_correlations(t, &ts);
+    let correlations = phase("correlations", || analyze::error_correlations(t, &ts));
     ts.truncate(top);
     let mut by_pid: std::collections::HashMap<u32, dynamics::Dynamics> =
         dyns.into_iter().map(|d| (d.pid, d)).collect();

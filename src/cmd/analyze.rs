@@ -66,8 +66,12 @@ fn opt(v: Option<f64>, digits: usize) -> String {
 }
 
 pub fn analyze(a: AnalyzeArgs) -> CliResult {
-    let reports: Vec<Result<FileReport, BoxErr>> =
-        a.files.par_iter().map(|f| analyse_file(f, &a)).collect();
+    // One trace: loaded off the rayon pool, where its passes over the file
+    // get threads of their own; several: one rayon task each.
+    let reports: Vec<Result<FileReport, BoxErr>> = match a.files.as_slice() {
+        [f] => vec![analyse_file(f, &a)],
+        files => files.par_iter().map(|f| analyse_file(f, &a)).collect(),
+    };
     let reports: Vec<FileReport> = reports.into_iter().collect::<Result<_, _>>()?;
     if a.json {
         println!(
