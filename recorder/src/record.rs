@@ -134,6 +134,25 @@ fn spawn(cmd: &[String]) -> Result<Child, Error> {
     Ok(Child { child })
 }
 
+/// The names of schedrec's BPF programs as the kernel reports them (at most
+/// 15 bytes: `BPF_OBJ_NAME_LEN`), from the generated skeleton. Opening the
+/// object only parses it: no privileges needed.
+pub fn program_names() -> Result<Vec<String>, Error> {
+    let mut obj = MaybeUninit::uninit();
+    let open = SchedrecSkelBuilder::default()
+        .open(&mut obj)
+        .map_err(|e| bpf_error("opening the BPF object", e))?;
+    Ok(open
+        .open_object()
+        .progs()
+        .map(|p| {
+            let mut n = p.name().to_string_lossy().into_owned();
+            n.truncate(15);
+            n
+        })
+        .collect())
+}
+
 /// Opens the BPF object, sets its read-only configuration, and loads it
 /// with either the tp_btf or the raw_tp sched_switch program.
 fn setup<'o>(
@@ -663,4 +682,30 @@ pub fn record(opts: &Options) -> Result<Summary, Error> {
         attached_to,
         counters_unavailable,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    /// The skeleton lists every program of the BPF source: the function
+    /// after each `SEC("...")` line (what `bench overhead` reads bpf_stats
+    /// for).
+    #[test]
+    fn program_names_are_the_sources_programs() {
+        let src = include_str!("../../bpf/schedrec.bpf.c");
+        let mut want: Vec<String> = src
+            .lines()
+            .zip(src.lines().skip(1))
+            .filter(|(l, _)| l.starts_with("SEC(\"") && !l.starts_with("SEC(\".maps"))
+            .filter_map(|(_, next)| {
+                let args = next.split_once("BPF_PROG(")?.1;
+                Some(args.split([',', ')']).next()?.trim().to_string())
+            })
+            .collect();
+        let mut got = super::program_names().unwrap();
+        want.sort();
+        got.sort();
+        assert!(want.len() >= 14, "{want:?}");
+        assert_eq!(got, want);
+        assert!(got.iter().all(|n| n.len() <= 15));
+    }
 }
