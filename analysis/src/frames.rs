@@ -114,7 +114,7 @@ pub fn frame(t: &Tables, name: &str) -> PolarsResult<DataFrame> {
 }
 
 /// A nullable column as polars UInt64 (the schema `export` documents).
-fn u64s<T: Code>(name: &str, v: &Nullable<T>) -> Column {
+pub(crate) fn u64s<T: Code>(name: &str, v: &Nullable<T>) -> Column {
     UInt64Chunked::from_iter_options(name.into(), v.iter()).into_column()
 }
 
