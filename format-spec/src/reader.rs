@@ -143,6 +143,10 @@ impl Reader {
                 });
             }
         }
+        // Checking every chunk header faulted in the pages around each
+        // (the kernel maps 64 KiB around a fault): most of a large file.
+        let len = r.data.len();
+        r.release(0, len);
         Ok(r)
     }
 
@@ -314,6 +318,7 @@ impl Reader {
         }
         let columns = Columns::decode(kind, c.cpu, c.present, c.count as usize, c.ts_min, raw)
             .map_err(err)?;
+        self.release(start, c.stored_len as usize);
         let ts = columns.ts();
         let range = match (ts.iter().min(), ts.iter().max()) {
             (Some(&lo), Some(&hi)) => (lo, hi),
@@ -330,6 +335,31 @@ impl Reader {
             info: c,
             columns,
         })
+    }
+
+    /// Drops the mapped pages that lie wholly inside `start..start + len`
+    /// from this process (they stay in the page cache): a pass over a large
+    /// trace does not keep the whole file resident, and the memory of a
+    /// replay or an analysis follows what it holds, not the file's size.
+    fn release(&self, start: usize, len: usize) {
+        static PAGE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        let Data::Map(m) = &self.data else { return };
+        // SAFETY: sysconf has no preconditions.
+        let page = *PAGE.get_or_init(|| match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+            p if p > 0 => p as usize,
+            _ => 4096,
+        });
+        let a = start.div_ceil(page) * page;
+        let b = (start + len) / page * page;
+        if b > a {
+            // SAFETY: a read-only shared mapping of a file: MADV_DONTNEED
+            // only unmaps the pages, and the next access (this or another
+            // thread's) faults the same bytes back in from the page cache.
+            // Only another process changing the file could change them: the
+            // hazard of any mmap-based reader (see `Reader::open`).
+            let _ =
+                unsafe { m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, a, b - a) };
+        }
     }
 
     /// Indices of the chunks a filter selects, in file order.

@@ -225,3 +225,65 @@ fn counters_declared_unavailable_are_refused() {
     let e = w.push(&Record::Switch(s)).unwrap_err();
     assert!(e.to_string().contains("counter slot 0"), "{e}");
 }
+
+/// Resident bytes of the mapping of `path` in this process (smaps `Rss`).
+fn mapped_rss(path: &std::path::Path) -> u64 {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let name = path.to_str().unwrap();
+    let mut rss = 0;
+    let mut inside = false;
+    for line in smaps.lines() {
+        if line.contains('-') && line.split_whitespace().count() >= 5 {
+            inside = line.ends_with(name);
+        } else if inside {
+            if let Some(kb) = line.strip_prefix("Rss:") {
+                rss += kb
+                    .trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .unwrap()
+                    * 1024;
+            }
+        }
+    }
+    rss
+}
+
+#[test]
+fn a_read_trace_does_not_stay_resident() {
+    // ~16 MiB of uncompressed marker chunks: after opening (which checks
+    // every chunk header) and after a full pass, at most the pages shared
+    // by two chunks' boundaries stay mapped in, not the file.
+    let dir = tempfile::tempdir().unwrap();
+    let records: Vec<Record> = (0..4096u64)
+        .map(|i| {
+            Record::Marker(Marker {
+                ts: 1_000 + i,
+                cpu: (i % 2) as u32,
+                text: vec![(i % 251) as u8; 5000],
+            })
+        })
+        .collect();
+    let opts = WriterOptions {
+        chunk_records: 64,
+        codec: Codec::None,
+        ..Default::default()
+    };
+    let path = write(dir.path(), &records, opts);
+    let len = std::fs::metadata(&path).unwrap().len();
+    assert!(len > 16 << 20, "{len}");
+    let r = Reader::open(&path).unwrap();
+    // Two 4 KiB pages per chunk (its ends share pages with its neighbours)
+    // and 1 MiB for the footer and headers.
+    let bound = 2 * 4096 * r.chunks().len() as u64 + (1 << 20);
+    assert!(
+        mapped_rss(&path) < bound,
+        "after open: {}",
+        mapped_rss(&path)
+    );
+    let n = r.with_records(Filter::default(), |recs| recs.map(|x| x.unwrap()).count());
+    assert_eq!(n, records.len());
+    let rss = mapped_rss(&path);
+    assert!(rss < bound, "after a pass: {rss} of {len} bytes resident");
+}
