@@ -596,8 +596,13 @@ pub fn replay(
                         }
                         if matches!(r.event, TaskEvent::Exit) {
                             // Its last switch out comes after the exit record: do
-                            // not start a new task for it.
+                            // not start a new task for it. Its metadata goes (a
+                            // fork that reuses the pid brings new): memory
+                            // follows the tasks alive.
                             pass.exited.insert(r.pid);
+                            pass.policy.remove(&r.pid);
+                            pass.prio.remove(&r.pid);
+                            pass.comms.remove(&r.pid);
                         }
                         if matches!(r.event, TaskEvent::Fork) {
                             pass.skipped.remove(&r.pid);
