@@ -54,6 +54,15 @@ pub enum What {
         #[arg(long)]
         keep: bool,
     },
+    /// Reads FILE and nothing else: every chunk decoded (checksum, zstd,
+    /// columns), or with --merged every record built in time order. The
+    /// reading part of a replay, timed by `bench replay` as a child.
+    #[command(hide = true)]
+    Read {
+        file: PathBuf,
+        #[arg(long)]
+        merged: bool,
+    },
     /// Trace format: write and decode throughput, bytes per switch.
     Format {
         /// Switches per stream.
@@ -98,7 +107,25 @@ pub fn run(w: What) -> CliResult {
             dir,
             keep,
         } => analyze(switches, dir, keep),
+        What::Read { file, merged } => read(&file, merged),
     }
+}
+
+fn read(file: &std::path::Path, merged: bool) -> CliResult {
+    use rayon::prelude::*;
+    let r = schedrec_format::Reader::open(file)?;
+    let filter = schedrec_format::Filter::default();
+    let n = if merged {
+        r.with_records(filter, |mut recs| {
+            recs.try_fold(0u64, |n, rec| rec.map(|_| n + 1))
+        })?
+    } else {
+        r.par_decode(&filter)
+            .map(|d| d.map(|d| d.len() as u64))
+            .try_reduce(|| 0, |a, b| Ok(a + b))?
+    };
+    println!("{n}");
+    Ok(())
 }
 
 /// Runs `schedrec replay FILE` as a child on `threads` CPUs: (wall
@@ -185,6 +212,7 @@ fn replay(switches: u64, dir: Option<PathBuf>, keep: bool) -> CliResult {
         switches
     );
     let mut rows = Vec::new();
+    let mut ceiling = None;
     for n in [switches / 10, switches] {
         let mut spec = base.clone();
         spec.max_switches = n;
@@ -200,6 +228,13 @@ fn replay(switches: u64, dir: Option<PathBuf>, keep: bool) -> CliResult {
         for threads in [1usize, 2] {
             let (secs, rss) = timed_replay(&path, threads)?;
             rows.push((st.switches, threads, secs, rss));
+        }
+        if n == switches {
+            // What reading alone costs on one core: the ceiling of a replay.
+            let f = path.to_string_lossy();
+            let (decode, _) = timed_child(&["bench", "read", &f], 1)?;
+            let (merged, _) = timed_child(&["bench", "read", &f, "--merged"], 1)?;
+            ceiling = Some((st.switches as f64 / decode, st.switches as f64 / merged));
         }
         if keep {
             eprintln!("kept {}", path.display());
@@ -223,6 +258,13 @@ fn replay(switches: u64, dir: Option<PathBuf>, keep: bool) -> CliResult {
         speed(3) / speed(2),
         rows[2].3 as f64 / rows[0].3.max(1) as f64
     );
+    if let Some((decode, merged)) = ceiling {
+        println!(
+            "reading the long trace alone on 1 core: {:.2} M switches/s decoding the chunks, {:.2} M switches/s building its records in time order",
+            decode / 1e6,
+            merged / 1e6
+        );
+    }
     println!("targets: >= 20 M switches/s per core, >= 1.8x on 2 cores, memory independent of trace length");
     Ok(())
 }
