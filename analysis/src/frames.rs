@@ -168,14 +168,24 @@ pub fn replay_frame(r: &ReplayRows) -> PolarsResult<DataFrame> {
     let mut cols = vec![
         Column::new("ts".into(), &r.ts),
         Column::new("pid".into(), &r.pid),
-        Column::new("cpu".into(), &r.cpu),
+    ];
+    if let Some(x) = &r.extra {
+        cols.push(Column::new("cpu".into(), &x.cpu));
+    }
+    cols.extend([
         labels("event", &r.event),
         u("kernel_util_avg", &r.kernel_util_avg),
-        u("kernel_load_avg", &r.kernel_load_avg),
-        u("kernel_runnable_avg", &r.kernel_runnable_avg),
+    ]);
+    if let Some(x) = &r.extra {
+        cols.extend([
+            u("kernel_load_avg", &x.kernel_load_avg),
+            u("kernel_runnable_avg", &x.kernel_runnable_avg),
+        ]);
+    }
+    cols.extend([
         u("kernel_util_est", &r.kernel_util_est),
         u("exact_util_avg", &r.exact_util_avg),
-    ];
+    ]);
     if let Some(x) = &r.extra {
         cols.extend([
             u("exact_load_avg", &x.exact_load_avg),

@@ -247,30 +247,31 @@ impl Labels {
 }
 
 /// `replay`: one row per kernel sample of a replay (`schedrec replay -o`
-/// writes the same table). ~50 bytes a row in memory (slim).
+/// writes the same table). ~38 bytes a row in memory (slim), ~70 with every column.
 #[derive(Default)]
 pub struct ReplayRows {
     pub ts: Vec<u64>,
     pub pid: Vec<u32>,
-    pub cpu: Vec<u32>,
     pub event: Labels,
     pub kernel_util_avg: OptU32,
-    pub kernel_load_avg: OptU32,
-    pub kernel_runnable_avg: OptU32,
     pub kernel_util_est: OptU32,
     pub exact_util_avg: OptU32,
     pub model_util_avg: OptU32,
     pub model_util_est: OptU32,
     /// The columns only `replay -o` and `export` write (the statistics do
-    /// not read them: 20 bytes a row saved); `None` in a slim table.
+    /// not read them: 32 bytes a row saved); `None` in a slim table.
     pub extra: Option<ReplayExtra>,
     pub measured_util: OptU32,
     pub excluded: Labels,
 }
 
-/// The rest of the kernel-exact and chosen models' values.
+/// The CPU, the rest of the kernel's values, and the rest of the
+/// kernel-exact and chosen models' values.
 #[derive(Default)]
 pub struct ReplayExtra {
+    pub cpu: Vec<u32>,
+    pub kernel_load_avg: OptU32,
+    pub kernel_runnable_avg: OptU32,
     pub exact_load_avg: OptU32,
     pub exact_runnable_avg: OptU32,
     pub exact_util_est: OptU32,
@@ -298,18 +299,17 @@ impl ReplayRows {
     pub fn push(&mut self, r: &Row) {
         self.ts.push(r.ts);
         self.pid.push(r.pid);
-        self.cpu.push(r.cpu);
         self.event.push(Some(r.event));
         self.kernel_util_avg.push(r.kernel.map(|k| k.util_avg));
-        self.kernel_load_avg.push(r.kernel.map(|k| k.load_avg));
-        self.kernel_runnable_avg
-            .push(r.kernel.map(|k| k.runnable_avg));
         self.kernel_util_est
             .push(r.kernel.map(|k| (k.util_est & 0x7fff_ffff) as u64));
         self.exact_util_avg.push(r.exact.util_avg);
         self.model_util_avg.push(r.model.util_avg);
         self.model_util_est.push(r.model.util_est.map(u64::from));
         if let Some(x) = self.extra.as_mut() {
+            x.cpu.push(r.cpu);
+            x.kernel_load_avg.push(r.kernel.map(|k| k.load_avg));
+            x.kernel_runnable_avg.push(r.kernel.map(|k| k.runnable_avg));
             x.exact_load_avg.push(r.exact.load_avg);
             x.exact_runnable_avg.push(r.exact.runnable_avg);
             x.exact_util_est.push(r.exact.util_est.map(u64::from));
