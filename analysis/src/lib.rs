@@ -82,7 +82,9 @@ pub fn load_with(
         std::thread::scope(|s| {
             let tables = s.spawn(read);
             let summary = run();
-            let t = tables.join().expect("the table reader does not panic");
+            let t = tables
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             (t, summary)
         })
     };
