@@ -16,7 +16,7 @@ pub use polars;
 use std::path::Path;
 
 use schedrec_format::Reader;
-use schedrec_replay::engine::{replay, Options, Summary};
+use schedrec_replay::engine::{replay_tapped, Options, Summary};
 
 /// Any error of loading and analysing a trace.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -43,55 +43,41 @@ pub fn load_with_summary(
 }
 
 /// Reads `reader` into tables and replays it with `opts` (the replay
-/// table's `model_*` columns are the model of `opts.model`). The two passes
-/// over the trace are independent and mostly sequential each: they run at
-/// the same time, on threads of their own; on a rayon worker (several
-/// traces loaded at once) as two rayon tasks, since a worker blocked on a
-/// thread that waits for the pool could deadlock it.
+/// table's `model_*` columns are the model of `opts.model`). One pass over
+/// the trace: the replay hands each record it reads on to the tables (on a
+/// thread of their own), so the trace is decoded once.
 pub fn load_with(
     reader: Reader,
     opts: &Options,
     keep_switches: bool,
 ) -> Result<(Reader, tables::Tables, Option<Summary>), Error> {
+    if reader.meta().hz == 0 {
+        let t = phase("read tables", || tables::read_with(&reader, keep_switches))?;
+        return Ok((reader, t, None));
+    }
     let mut rows = if keep_switches {
         tables::ReplayRows::full()
     } else {
         tables::ReplayRows::default()
     };
-    let read = || phase("read tables", || tables::read_with(&reader, keep_switches));
-    let mut run = || {
-        (reader.meta().hz != 0).then(|| {
-            phase("replay", || {
-                replay(
-                    &reader,
-                    opts,
-                    |b| {
-                        for r in b {
-                            rows.push(r);
-                        }
-                        Ok(())
-                    },
-                    |_| {},
-                )
-            })
-        })
-    };
-    let (t, summary) = if rayon::current_thread_index().is_some() {
-        rayon::join(read, run)
-    } else {
-        std::thread::scope(|s| {
-            let tables = s.spawn(read);
-            let summary = run();
-            let t = tables
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            (t, summary)
-        })
-    };
-    let mut t = t?;
-    let summary = summary.transpose()?;
+    let mut builder = tables::TableBuilder::new(&reader, keep_switches);
+    let summary = phase("replay and tables", || {
+        replay_tapped(
+            &reader,
+            opts,
+            |b| {
+                for r in b {
+                    rows.push(r);
+                }
+                Ok(())
+            },
+            |_| {},
+            Some(&mut |r: &schedrec_format::Record| builder.push(r)),
+        )
+    })?;
+    let mut t = builder.finish();
     t.replay = rows;
-    Ok((reader, t, summary))
+    Ok((reader, t, Some(summary)))
 }
 
 /// Runs `f`, and with `SCHEDREC_TIMINGS` set in the environment says on
@@ -140,4 +126,41 @@ pub fn stats(t: &tables::Tables, window_ms: u64, top: usize) -> Result<TraceStat
         tasks: ts,
         dynamics,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tables built from the records the replay hands on are the ones a
+    /// pass of their own builds, with the replay's threads and on a rayon
+    /// worker (where the tap runs inline).
+    #[test]
+    fn tables_from_the_replay_are_the_tables_read_alone() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/mixed-pelt-full.sched");
+        let alone = tables::read_with(&Reader::open(&path).unwrap(), true).unwrap();
+        let opts = Options::default();
+        let load = || load_with(Reader::open(&path).unwrap(), &opts, true).unwrap();
+        let (_, threaded, summary) = load();
+        let ((_, inline, _), _) = rayon::join(load, || ());
+        assert!(summary.unwrap().records > 100_000);
+        for t in [&threaded, &inline] {
+            assert_eq!(t.span, alone.span);
+            assert_eq!(t.nr_switches, alone.nr_switches);
+            assert!(!t.replay.is_empty());
+            for name in ["switches", "slices", "wakeups", "tasks", "pelt"] {
+                let (a, b) = (
+                    frames::frame(&alone, name).unwrap(),
+                    frames::frame(t, name).unwrap(),
+                );
+                assert!(a.height() > 0, "{name} is empty");
+                assert!(a.equals_missing(&b), "{name} differs");
+            }
+        }
+        let (a, b) = (
+            frames::frame(&threaded, "replay").unwrap(),
+            frames::frame(&inline, "replay").unwrap(),
+        );
+        assert!(a.equals_missing(&b), "the replay rows differ");
+    }
 }

@@ -366,40 +366,85 @@ pub fn read(reader: &Reader) -> Result<Tables, schedrec_format::Error> {
 /// wakeups, tasks and samples, and it is the biggest table, ~180 bytes per
 /// switch — and the replay table is made slim ([`ReplayRows::extra`]).
 pub fn read_with(reader: &Reader, keep_switches: bool) -> Result<Tables, schedrec_format::Error> {
-    let mut t = Tables::default();
-    if keep_switches {
-        t.replay = ReplayRows::full();
-    }
-    // The index says how many switches and wakeups there are: each table
-    // is allocated once (growing by doubling held up to twice the rows, and
-    // copied them at every step).
-    let count = |kind: Kind| -> usize {
-        reader
-            .chunks()
-            .iter()
-            .filter(|c| c.kind() == Some(kind))
-            .map(|c| c.count as usize)
-            .sum()
-    };
-    t.slices.reserve(count(Kind::Switch));
-    t.wakeups.reserve(count(Kind::Wakeup));
-    // Per CPU: who runs since when.
-    let mut running: FxHashMap<u32, (u32, u64)> = FxHashMap::default();
-    // Per pid: index of its pending wakeup row.
-    let mut waking: FxHashMap<u32, usize> = FxHashMap::default();
-    let mut task_row: FxHashMap<u32, usize> = FxHashMap::default();
-    // Per pid: when it last left the CPU to sleep.
-    let mut blocked_at: FxHashMap<u32, u64> = FxHashMap::default();
-    let mut first = true;
+    let mut b = TableBuilder::new(reader, keep_switches);
     for rec in reader.records(Filter::default()) {
-        let rec = rec?;
+        b.push(&rec?);
+    }
+    Ok(b.finish())
+}
+
+/// Builds the tables record by record, in time order: what [`read_with`]
+/// does, for a caller that already reads the records (the replay hands them
+/// on, so that a trace is decoded once for both).
+pub struct TableBuilder {
+    t: Tables,
+    keep_switches: bool,
+    /// Per CPU: who runs since when.
+    running: FxHashMap<u32, (u32, u64)>,
+    /// Per pid: index of its pending wakeup row.
+    waking: FxHashMap<u32, usize>,
+    task_row: FxHashMap<u32, usize>,
+    /// Per pid: when it last left the CPU to sleep.
+    blocked_at: FxHashMap<u32, u64>,
+    first: bool,
+}
+
+impl TableBuilder {
+    /// Empty tables for `reader`'s records; without `keep_switches` see
+    /// [`read_with`].
+    pub fn new(reader: &Reader, keep_switches: bool) -> Self {
+        let mut t = Tables::default();
+        if keep_switches {
+            t.replay = ReplayRows::full();
+        }
+        // The index says how many switches and wakeups there are: each table
+        // is allocated once (growing by doubling held up to twice the rows, and
+        // copied them at every step).
+        let count = |kind: Kind| -> usize {
+            reader
+                .chunks()
+                .iter()
+                .filter(|c| c.kind() == Some(kind))
+                .map(|c| c.count as usize)
+                .sum()
+        };
+        t.slices.reserve(count(Kind::Switch));
+        t.wakeups.reserve(count(Kind::Wakeup));
+        TableBuilder {
+            t,
+            keep_switches,
+            running: FxHashMap::default(),
+            waking: FxHashMap::default(),
+            task_row: FxHashMap::default(),
+            blocked_at: FxHashMap::default(),
+            first: true,
+        }
+    }
+
+    /// The tables of the records pushed.
+    pub fn finish(self) -> Tables {
+        self.t
+    }
+
+    /// Adds the next record (in time order).
+    pub fn push(&mut self, rec: &Record) {
+        let TableBuilder {
+            t,
+            keep_switches,
+            running,
+            waking,
+            task_row,
+            blocked_at,
+            first,
+        } = self;
+        let keep_switches = *keep_switches;
         let ts = rec.ts();
-        if first {
+        if *first {
             t.span.0 = ts;
-            first = false;
+            *first = false;
         }
         t.span.1 = t.span.1.max(ts);
-        match &rec {
+        match rec {
             Record::Switch(r) => {
                 // Counter deltas, scaled for multiplexing as perf does.
                 let ctr = r.counters.each_ref().map(|c| {
@@ -528,7 +573,6 @@ pub fn read_with(reader: &Reader, keep_switches: bool) -> Result<Tables, schedre
             _ => {}
         }
     }
-    Ok(t)
 }
 
 #[cfg(test)]

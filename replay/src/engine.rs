@@ -164,8 +164,22 @@ struct Slot {
 pub fn replay(
     reader: &Reader,
     opts: &Options,
+    sink: impl FnMut(&[Row]) -> std::io::Result<()>,
+    progress: impl FnMut(u64),
+) -> Result<Summary, Error> {
+    replay_tapped(reader, opts, sink, progress, None)
+}
+
+/// [`replay`], handing every record read, in time order and as read (also
+/// with `as_switch`), to `tap`, on a thread of its own where the replay has
+/// threads: a caller that needs the records too (the analysis' tables)
+/// does not decode the trace a second time.
+pub fn replay_tapped(
+    reader: &Reader,
+    opts: &Options,
     mut sink: impl FnMut(&[Row]) -> std::io::Result<()>,
     mut progress: impl FnMut(u64),
+    mut tap: Option<&mut (dyn FnMut(&Record) + Send)>,
 ) -> Result<Summary, Error> {
     let meta = reader.meta();
     let hz = opts.hz.unwrap_or(meta.hz);
@@ -338,10 +352,19 @@ pub fn replay(
     // channel while the reading thread waits for rayon to decode deadlocks.
     std::thread::scope(|scope| -> Result<(), Error> {
         type Batch = Vec<schedrec_format::Result<Record>>;
+        let tap_each = |tap: &mut (dyn FnMut(&Record) + Send), batch: &Batch| {
+            for rec in batch.iter().flatten() {
+                tap(rec);
+            }
+        };
         let mut next_batch: Box<dyn FnMut(Batch) -> Option<Batch>> =
             if rayon::current_thread_index().is_some() {
                 let mut it = reader.records(Filter::default());
+                let mut tap = tap.take();
                 Box::new(move |mut buf: Batch| {
+                    if let Some(tap) = tap.as_deref_mut() {
+                        tap_each(tap, &buf);
+                    }
                     buf.clear();
                     buf.extend(it.by_ref().take(READ_AHEAD));
                     (!buf.is_empty()).then_some(buf)
@@ -372,9 +395,32 @@ pub fn replay(
                         let _ = tx.send(std::mem::take(&mut buf));
                     })
                 });
+                // A tap gets each batch once the routing is done with it,
+                // on a thread of its own, and then hands it back (a few
+                // batches in flight: a slow tap holds the routing back,
+                // never piles records up).
+                let tap_tx = tap.take().map(|tap| {
+                    let (tap_tx, tap_rx) = std::sync::mpsc::sync_channel::<Batch>(4);
+                    let back_tx = back_tx.clone();
+                    scope.spawn(move || {
+                        for mut b in tap_rx {
+                            tap_each(tap, &b);
+                            b.clear();
+                            let _ = back_tx.send(b);
+                        }
+                    });
+                    tap_tx
+                });
                 Box::new(move |mut used: Batch| {
-                    used.clear();
-                    let _ = back_tx.send(used);
+                    match &tap_tx {
+                        Some(t) if !used.is_empty() => {
+                            let _ = t.send(used);
+                        }
+                        _ => {
+                            used.clear();
+                            let _ = back_tx.send(used);
+                        }
+                    }
                     rx.recv().ok()
                 })
             };
@@ -387,10 +433,13 @@ pub fn replay(
                     return Err(e.into());
                 }
             }
-            for rec in batch.iter_mut() {
+            for rec in batch.iter() {
                 let Ok(rec) = rec else { continue };
-                if as_switch {
-                    match &mut *rec {
+                // --as-switch strips a copy: a tap sees the records as read.
+                let stripped;
+                let rec = if as_switch {
+                    let mut r = rec.clone();
+                    match &mut r {
                         Record::Switch(r) => {
                             r.prev_sums = None;
                             r.next_sums = None;
@@ -400,8 +449,11 @@ pub fn replay(
                         Record::Pelt(_) => continue,
                         _ => {}
                     }
-                }
-                let rec = &*rec;
+                    stripped = r;
+                    &stripped
+                } else {
+                    rec
+                };
                 records += 1;
                 last_ts = last_ts.max(rec.ts());
                 match rec {
