@@ -839,3 +839,32 @@ fn cgroup_filter_applies_in_bpf() {
     assert!(err.contains("not a cgroup v2 directory"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
+
+#[test]
+fn the_command_runs_at_its_own_priority_and_a_bad_one_leaves_no_file() {
+    if !can_record("the_command_runs_at_its_own_priority_and_a_bad_one_leaves_no_file") {
+        return;
+    }
+    let _g = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    // The recorder's drain thread runs at nice -10 (its default); the
+    // command it starts must not inherit that.
+    let out = tmp.path().join("nice.sched");
+    let said = tmp.path().join("nice.txt");
+    let script = format!("nice > {}", said.display());
+    record(&out, &["--nice", "-10", "--", "sh", "-c", &script]);
+    assert_eq!(std::fs::read_to_string(&said).unwrap().trim(), "0");
+    assert!(!records(&out).is_empty());
+    // A command that cannot start: one line, non-zero, and no file.
+    let bad = tmp.path().join("bad.sched");
+    let o = Command::new(exe())
+        .args(["record", "-q", "-o"])
+        .arg(&bad)
+        .args(["--", "/nonexistent/command"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let line = common::one_line_error(&o);
+    assert!(line.contains("cannot run"), "{line}");
+    assert!(!bad.exists(), "a file was left behind");
+}

@@ -126,9 +126,21 @@ struct Child {
     child: std::process::Child,
 }
 
-fn spawn(cmd: &[String]) -> Result<Child, Error> {
-    let child = std::process::Command::new(&cmd[0])
-        .args(&cmd[1..])
+/// Starts `cmd` at nice `nice` (the recorder's own before it raised its
+/// drain thread's priority: the command must not inherit that).
+fn spawn(cmd: &[String], nice: libc::c_int) -> Result<Child, Error> {
+    use std::os::unix::process::CommandExt;
+    let mut c = std::process::Command::new(&cmd[0]);
+    c.args(&cmd[1..]);
+    // SAFETY: setpriority is async-signal-safe; between fork and exec it
+    // touches only the child.
+    unsafe {
+        c.pre_exec(move || {
+            libc::setpriority(libc::PRIO_PROCESS, 0, nice);
+            Ok(())
+        });
+    }
+    let child = c
         .spawn()
         .map_err(|e| Error::Command(format!("cannot run {:?}: {e}", cmd[0])))?;
     Ok(Child { child })
@@ -403,24 +415,12 @@ pub fn record(opts: &Options) -> Result<Summary, Error> {
             .map_err(|e| bpf_error("setting the process filter", e))?;
     }
 
-    // The command (its events wait in the buffers until we drain them).
-    let mut child = if opts.command.is_empty() {
-        None
-    } else {
-        let c = spawn(&opts.command)?;
-        if opts.only_command {
-            skel.maps
-                .tracked
-                .update(&c.child.id().to_ne_bytes(), &one, MapFlags::ANY)
-                .map_err(|e| bpf_error("setting the process filter", e))?;
-        }
-        Some(c)
-    };
-
     // The drain loop must keep up with every CPU's switches while the host
     // is saturated: run it (and the writer thread, created below, which
-    // inherits it) at a higher priority than the workload. The command was
-    // started above, at its normal priority.
+    // inherits it) at a higher priority than the workload. The command,
+    // started just before the loop, gets the priority we had before.
+    // SAFETY: getpriority on this thread only.
+    let base_nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) };
     if opts.nice != 0 {
         // SAFETY: setpriority on this thread only (Linux nice is per thread).
         let tid = unsafe { libc::gettid() } as libc::id_t;
@@ -463,12 +463,8 @@ pub fn record(opts: &Options) -> Result<Summary, Error> {
         queue_depth: 128,
         ..WriterOptions::default()
     };
-    let writer = Writer::create(&opts.output, &meta, wopts).map_err(|e| {
-        if let Some(c) = child.as_mut() {
-            let _ = c.child.kill();
-        }
-        Error::Output(e.to_string())
-    })?;
+    let writer =
+        Writer::create(&opts.output, &meta, wopts).map_err(|e| Error::Output(e.to_string()))?;
     let stats = writer.stats();
     let sink = Rc::new(RefCell::new(Sink {
         writer,
@@ -528,6 +524,32 @@ pub fn record(opts: &Options) -> Result<Summary, Error> {
             },
         );
         s.bad_bytes += bad_bytes;
+    };
+
+    // The command, as late as possible: everything else is set up, and its
+    // first events are drained within 10 ms (were the output or the buffers
+    // set up after it, a busy command could fill small per-CPU buffers
+    // before the first drain).
+    let mut child = if opts.command.is_empty() {
+        None
+    } else {
+        // A command that cannot start leaves no trace file behind (the
+        // writer, dropped on the way out, finishes an unlinked file).
+        let mut c = spawn(&opts.command, base_nice).inspect_err(|_| {
+            let _ = std::fs::remove_file(&opts.output);
+        })?;
+        if opts.only_command {
+            if let Err(e) =
+                skel.maps
+                    .tracked
+                    .update(&c.child.id().to_ne_bytes(), &one, MapFlags::ANY)
+            {
+                let _ = c.child.kill();
+                let _ = std::fs::remove_file(&opts.output);
+                return Err(bpf_error("setting the process filter", e));
+            }
+        }
+        Some(c)
     };
 
     STOP.store(false, Ordering::SeqCst);
