@@ -419,11 +419,12 @@ pub fn record(opts: &Options) -> Result<Summary, Error> {
     // is saturated: run it (and the writer thread, created below, which
     // inherits it) at a higher priority than the workload. The command,
     // started just before the loop, gets the priority we had before.
-    // SAFETY: getpriority on this thread only.
-    let base_nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) };
+    // SAFETY: gettid and getpriority have no preconditions; Linux nice is
+    // per thread, and only this thread's is read and set.
+    let tid = unsafe { libc::gettid() } as libc::id_t;
+    let base_nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, tid) };
     if opts.nice != 0 {
-        // SAFETY: setpriority on this thread only (Linux nice is per thread).
-        let tid = unsafe { libc::gettid() } as libc::id_t;
+        // SAFETY: setpriority on this thread only.
         if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, opts.nice) } != 0 && !opts.quiet {
             eprintln!(
                 "schedrec: warning: cannot set nice {} for the recorder: {}",
