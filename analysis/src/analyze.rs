@@ -140,7 +140,12 @@ pub fn tasks(t: &Tables) -> PolarsResult<Vec<TaskStats>> {
     // group-by state were alive together: the peak of the analysis).
     let slices = DataFrame::new_infer_height(vec![
         Column::new("pid".into(), &s.pid),
-        Column::new("duration_ns".into(), &s.duration_ns),
+        Column::new(
+            "duration_ns".into(),
+            (0..s.pid.len())
+                .map(|i| s.duration_ns(i))
+                .collect::<Vec<u64>>(),
+        ),
         Column::new("preempted".into(), ended("preempted")),
         Column::new("uninterruptible".into(), ended("uninterruptible")),
         ratio(&s.instructions, &|i| s.cycles.get(i))
@@ -149,7 +154,7 @@ pub fn tasks(t: &Tables) -> PolarsResult<Vec<TaskStats>> {
         ratio(&s.cache_misses, &|i| s.cache_references.get(i))
             .into_column()
             .with_name("miss_rate".into()),
-        ratio(&s.cycles, &|i| Some(s.duration_ns[i]))
+        ratio(&s.cycles, &|i| Some(s.duration_ns(i)))
             .into_column()
             .with_name("ghz".into()),
     ])?
@@ -216,14 +221,12 @@ pub fn tasks(t: &Tables) -> PolarsResult<Vec<TaskStats>> {
         })
         .map(|i| u32::try_from(i).expect("more than 2^32 replay rows"))
         .collect();
-    // Utilisations fit 32 bits (4 bytes a row, not 8); cast to f64 where
-    // they are computed with, as before.
-    let u32s = |name: &str, v: &crate::tables::OptU32| {
+    // Utilisations as 32-bit columns (4 bytes a row, not 8); cast to f64
+    // where they are computed with, as before.
+    let u32s = |name: &str, v: &crate::tables::OptU16| {
         UInt32Chunked::from_iter_options(
             name.into(),
-            judged
-                .iter()
-                .map(|&i| v.get(i as usize).map(|x| x.min(u64::from(u32::MAX)) as u32)),
+            judged.iter().map(|&i| v.get(i as usize).map(|x| x as u32)),
         )
         .into_column()
     };
@@ -439,16 +442,23 @@ pub struct ErrorCorrelation {
 
 /// Pearson's r over the pairs present (`None`: fewer than 3, or no variance).
 pub fn pearson(pairs: &[(f64, f64)]) -> Option<f64> {
-    let n = pairs.len() as f64;
-    if pairs.len() < 3 {
+    pearson_of(|| pairs.iter().copied())
+}
+
+/// [`pearson`] of the pairs `pairs()` yields (twice, the same each time):
+/// the means first, then the co-moments, with the pairs not kept.
+fn pearson_of<I: Iterator<Item = (f64, f64)>>(pairs: impl Fn() -> I) -> Option<f64> {
+    let len = pairs().count();
+    let n = len as f64;
+    if len < 3 {
         return None;
     }
     let (mx, my) = (
-        pairs.iter().map(|p| p.0).sum::<f64>() / n,
-        pairs.iter().map(|p| p.1).sum::<f64>() / n,
+        pairs().map(|p| p.0).sum::<f64>() / n,
+        pairs().map(|p| p.1).sum::<f64>() / n,
     );
     let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
-    for &(x, y) in pairs {
+    for (x, y) in pairs() {
         sxy += (x - mx) * (y - my);
         sxx += (x - mx) * (x - mx);
         syy += (y - my) * (y - my);
@@ -483,51 +493,78 @@ pub fn error_correlations(t: &Tables, tasks: &[TaskStats]) -> Vec<ErrorCorrelati
         (Some(a), Some(b)) if b > 0 => Some(a as f64 / b as f64),
         _ => None,
     };
-    // Per class: (err, ipc), (err, miss), (err, ghz), samples.
-    let mut acc: HashMap<&str, [Vec<(f64, f64)>; 3]> = HashMap::new();
-    let mut counted: HashMap<&str, u64> = HashMap::new();
+    // Per class: the (replay row, slice) pairs judged, as indices (two
+    // f64 pairs a metric took ~480 MB at 10 M switches); the error and the
+    // metrics are read again from the tables for each pass.
+    let mut acc: HashMap<&str, Vec<(u32, u32)>> = HashMap::new();
     let r = &t.replay;
     for i in 0..r.ts.len() {
         if r.event.str(i) != "switch_out" || r.excluded.get(i).is_some() {
             continue;
         }
-        let (Some(k), Some(m)) = (r.kernel_util_avg.get(i), r.measured_util.get(i)) else {
+        if r.kernel_util_avg.get(i).is_none() || r.measured_util.get(i).is_none() {
             continue;
-        };
+        }
         let Some(&class) = class_of.get(&r.pid[i]) else {
             continue;
         };
         let Some(j) = slice_at(r.pid[i], r.ts[i]) else {
             continue;
         };
-        let err = k as f64 - m as f64;
-        let xs = [
-            ratio(s.instructions.get(j), s.cycles.get(j)),
-            ratio(s.cache_misses.get(j), s.cache_references.get(j)),
-            ratio(s.cycles.get(j), Some(s.duration_ns[j])),
-        ];
-        if xs.iter().any(Option::is_some) {
-            *counted.entry(class).or_default() += 1;
-        }
-        let a = acc.entry(class).or_default();
-        for (v, x) in a.iter_mut().zip(xs) {
-            if let Some(x) = x.filter(|x| x.is_finite()) {
-                v.push((err, x));
-            }
-        }
+        acc.entry(class)
+            .or_default()
+            .push((crate::tables::row(i), crate::tables::row(j)));
     }
+    let err = |i: u32| {
+        let i = i as usize;
+        r.kernel_util_avg.get(i).unwrap_or(0) as f64 - r.measured_util.get(i).unwrap_or(0) as f64
+    };
+    let metric = |k: usize, j: u32| {
+        let j = j as usize;
+        match k {
+            0 => ratio(s.instructions.get(j), s.cycles.get(j)),
+            1 => ratio(s.cache_misses.get(j), s.cache_references.get(j)),
+            _ => ratio(s.cycles.get(j), Some(s.duration_ns(j))),
+        }
+    };
     CLASSES
         .into_iter()
         .map(|class| {
-            let a = acc.get(class);
-            let r = |k: usize| a.and_then(|a| pearson(&a[k]));
+            let pairs = acc.get(class).map(Vec::as_slice).unwrap_or_default();
+            let r = |k: usize| {
+                pearson_of(|| {
+                    pairs.iter().filter_map(move |&(i, j)| {
+                        metric(k, j).filter(|x| x.is_finite()).map(|x| (err(i), x))
+                    })
+                })
+            };
             ErrorCorrelation {
                 class,
-                samples: counted.get(class).copied().unwrap_or(0),
+                samples: pairs
+                    .iter()
+                    .filter(|&&(_, j)| (0..3).any(|k| metric(k, j).is_some()))
+                    .count() as u64,
                 ipc: r(0),
                 miss_rate: r(1),
                 ghz: r(2),
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pearson;
+
+    #[test]
+    fn pearson_is_the_sample_correlation() {
+        // Means 2.5 and 2.5; co-moment 4, moments 5 and 5: r = 0.8.
+        let r = pearson(&[(1.0, 1.0), (2.0, 3.0), (3.0, 2.0), (4.0, 4.0)]);
+        assert_eq!(r, Some(0.8));
+        assert_eq!(pearson(&[(1.0, 2.0), (2.0, 4.0), (3.0, 6.0)]), Some(1.0));
+        assert_eq!(pearson(&[(1.0, 3.0), (2.0, 2.0), (3.0, 1.0)]), Some(-1.0));
+        // Too few pairs, or a constant side: undefined, not 0.
+        assert_eq!(pearson(&[(1.0, 1.0), (2.0, 2.0)]), None);
+        assert_eq!(pearson(&[(1.0, 5.0), (2.0, 5.0), (3.0, 5.0)]), None);
+    }
 }

@@ -172,11 +172,8 @@ struct TaskInput {
 /// task's input is built from them at a time ([`input`]).
 type Index = rustc_hash::FxHashMap<u32, (Vec<u32>, Vec<u32>)>;
 
-fn row(i: usize) -> u32 {
-    u32::try_from(i).expect("more than 2^32 rows in a table")
-}
-
 fn index(t: &Tables) -> Index {
+    use crate::tables::row;
     let mut m = Index::default();
     let s = &t.slices;
     for i in 0..s.pid.len() {
@@ -423,6 +420,10 @@ pub fn change_points(run: &[f32]) -> Vec<usize> {
 
 fn changes(g: &Grid, window_bins: usize, trace_t0: u64) -> Vec<Change> {
     let cps = change_points(&g.run);
+    if cps.is_empty() {
+        // Most tasks' demand never changes: no smoothing for them.
+        return vec![];
+    }
     let su = smooth(&g.util, window_bins);
     let se = smooth(&g.est, window_bins);
     let n = g.run.len();

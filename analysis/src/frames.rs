@@ -50,7 +50,12 @@ pub fn frame(t: &Tables, name: &str) -> PolarsResult<DataFrame> {
                 c!("cpu", s.cpu),
                 c!("start", s.start),
                 c!("end", s.end),
-                c!("duration_ns", s.duration_ns),
+                Column::new(
+                    "duration_ns".into(),
+                    (0..s.pid.len())
+                        .map(|i| s.duration_ns(i))
+                        .collect::<Vec<u64>>(),
+                ),
                 labels("end_state", &s.end_state),
                 u64s("cycles", &s.cycles),
                 u64s("instructions", &s.instructions),
@@ -71,6 +76,11 @@ pub fn frame(t: &Tables, name: &str) -> PolarsResult<DataFrame> {
         }
         "wakeups" => {
             let w = &t.wakeups;
+            if w.target_cpu.len() != w.ts.len() {
+                return Err(PolarsError::ComputeError(
+                    "the wakeups table was read without its export columns (keep_switches)".into(),
+                ));
+            }
             DataFrame::new_infer_height(vec![
                 c!("ts", w.ts),
                 c!("pid", w.pid),
@@ -165,6 +175,7 @@ pub fn write(df: &mut DataFrame, path: &Path, format: Format) -> PolarsResult<()
 /// The `replay` table as a DataFrame (the columns of `schedrec replay -o`).
 pub fn replay_frame(r: &ReplayRows) -> PolarsResult<DataFrame> {
     let u = u64s::<u32>;
+    let u16s = u64s::<u16>;
     let mut cols = vec![
         Column::new("ts".into(), &r.ts),
         Column::new("pid".into(), &r.pid),
@@ -174,7 +185,7 @@ pub fn replay_frame(r: &ReplayRows) -> PolarsResult<DataFrame> {
     }
     cols.extend([
         labels("event", &r.event),
-        u("kernel_util_avg", &r.kernel_util_avg),
+        u16s("kernel_util_avg", &r.kernel_util_avg),
     ]);
     if let Some(x) = &r.extra {
         cols.extend([
@@ -183,8 +194,8 @@ pub fn replay_frame(r: &ReplayRows) -> PolarsResult<DataFrame> {
         ]);
     }
     cols.extend([
-        u("kernel_util_est", &r.kernel_util_est),
-        u("exact_util_avg", &r.exact_util_avg),
+        u16s("kernel_util_est", &r.kernel_util_est),
+        u16s("exact_util_avg", &r.exact_util_avg),
     ]);
     if let Some(x) = &r.extra {
         cols.extend([
@@ -193,7 +204,7 @@ pub fn replay_frame(r: &ReplayRows) -> PolarsResult<DataFrame> {
             u("exact_util_est", &x.exact_util_est),
         ]);
     }
-    cols.push(u("model_util_avg", &r.model_util_avg));
+    cols.push(u16s("model_util_avg", &r.model_util_avg));
     if let Some(x) = &r.extra {
         cols.extend([
             u("model_load_avg", &x.model_load_avg),
@@ -201,8 +212,8 @@ pub fn replay_frame(r: &ReplayRows) -> PolarsResult<DataFrame> {
         ]);
     }
     cols.extend([
-        u("model_util_est", &r.model_util_est),
-        u("measured_util", &r.measured_util),
+        u16s("model_util_est", &r.model_util_est),
+        u16s("measured_util", &r.measured_util),
         labels("excluded", &r.excluded),
     ]);
     DataFrame::new_infer_height(cols)

@@ -128,7 +128,7 @@ fn counter_chart(t: &Tables, top: &[(u32, String)], ghz: bool) -> Option<String>
                 let v = if ghz {
                     s.cycles
                         .get(i)
-                        .map(|c| c as f64 / s.duration_ns[i].max(1) as f64)
+                        .map(|c| c as f64 / s.duration_ns(i).max(1) as f64)
                 } else {
                     match (s.instructions.get(i), s.cycles.get(i)) {
                         (Some(n), Some(c)) if c > 0 => Some(n as f64 / c as f64),

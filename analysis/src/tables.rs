@@ -37,7 +37,6 @@ pub struct Slices {
     pub cpu: Vec<u32>,
     pub start: Vec<u64>,
     pub end: Vec<u64>,
-    pub duration_ns: Vec<u64>,
     /// How it ended: `preempted` (still runnable), `sleep` (interruptible),
     /// `uninterruptible` (D state), `other`.
     pub end_state: Labels,
@@ -48,13 +47,17 @@ pub struct Slices {
 }
 
 impl Slices {
+    /// How long slice `i` ran (`end - start`: derived, not stored).
+    pub fn duration_ns(&self, i: usize) -> u64 {
+        self.end[i] - self.start[i]
+    }
+
     /// Room for `n` rows, allocated once (no doubling slack, no copies).
     pub fn reserve(&mut self, n: usize) {
         self.pid.reserve_exact(n);
         self.cpu.reserve_exact(n);
         self.start.reserve_exact(n);
         self.end.reserve_exact(n);
-        self.duration_ns.reserve_exact(n);
         self.end_state.reserve(n);
         for c in [
             &mut self.cycles,
@@ -72,6 +75,8 @@ impl Slices {
 pub struct Wakeups {
     pub ts: Vec<u64>,
     pub pid: Vec<u32>,
+    /// `target_cpu` and `new` are read only for export: empty in tables
+    /// read without `keep_switches` (5 bytes a wakeup saved).
     pub target_cpu: Vec<u32>,
     pub new: Vec<bool>,
     /// Wakeup to the task's next switch-in (null: it never ran in the trace).
@@ -83,11 +88,13 @@ pub struct Wakeups {
 
 impl Wakeups {
     /// Room for `n` rows, allocated once.
-    pub fn reserve(&mut self, n: usize) {
+    pub fn reserve(&mut self, n: usize, export: bool) {
         self.ts.reserve_exact(n);
         self.pid.reserve_exact(n);
-        self.target_cpu.reserve_exact(n);
-        self.new.reserve_exact(n);
+        if export {
+            self.target_cpu.reserve_exact(n);
+            self.new.reserve_exact(n);
+        }
         self.latency_ns.reserve(n);
         self.sleep_ns.reserve(n);
     }
@@ -119,12 +126,27 @@ pub struct Pelt {
     pub last_update_time: Vec<u64>,
 }
 
+/// Row `i` of a table as a 4-byte index.
+pub(crate) fn row(i: usize) -> u32 {
+    u32::try_from(i).expect("more than 2^32 rows in a table")
+}
+
 /// How a [`Nullable`] column stores a value: `NULL` marks a missing one.
 pub trait Code: Copy + PartialEq {
     const NULL: Self;
     /// `v`, saturating below `NULL`.
     fn encode(v: u64) -> Self;
     fn decode(self) -> u64;
+}
+
+impl Code for u16 {
+    const NULL: u16 = u16::MAX;
+    fn encode(v: u64) -> u16 {
+        v.min(u64::from(Self::NULL - 1)) as u16
+    }
+    fn decode(self) -> u64 {
+        u64::from(self)
+    }
 }
 
 impl Code for u32 {
@@ -157,6 +179,10 @@ pub struct Nullable<T>(Vec<T>);
 /// utilisations at most 1024; a larger value would be stored as
 /// `u32::MAX - 1`.
 pub type OptU32 = Nullable<u32>;
+
+/// Utilisations (at most 1024, the capacity of the biggest CPU) in 2 bytes
+/// a row; a larger value would be stored as `u16::MAX - 1`.
+pub type OptU16 = Nullable<u16>;
 
 /// Counter deltas and durations in 8 bytes a row (none reaches `u64::MAX`).
 pub type OptU64 = Nullable<u64>;
@@ -247,21 +273,21 @@ impl Labels {
 }
 
 /// `replay`: one row per kernel sample of a replay (`schedrec replay -o`
-/// writes the same table). ~38 bytes a row in memory (slim), ~70 with every column.
+/// writes the same table). ~26 bytes a row in memory (slim), ~58 with every column.
 #[derive(Default)]
 pub struct ReplayRows {
     pub ts: Vec<u64>,
     pub pid: Vec<u32>,
     pub event: Labels,
-    pub kernel_util_avg: OptU32,
-    pub kernel_util_est: OptU32,
-    pub exact_util_avg: OptU32,
-    pub model_util_avg: OptU32,
-    pub model_util_est: OptU32,
+    pub kernel_util_avg: OptU16,
+    pub kernel_util_est: OptU16,
+    pub exact_util_avg: OptU16,
+    pub model_util_avg: OptU16,
+    pub model_util_est: OptU16,
     /// The columns only `replay -o` and `export` write (the statistics do
     /// not read them: 32 bytes a row saved); `None` in a slim table.
     pub extra: Option<ReplayExtra>,
-    pub measured_util: OptU32,
+    pub measured_util: OptU16,
     pub excluded: Labels,
 }
 
@@ -290,6 +316,41 @@ impl ReplayRows {
 
     pub fn len(&self) -> usize {
         self.ts.len()
+    }
+
+    /// Room for `n` more rows in the columns kept. Room not filled costs
+    /// address space only (its pages are never touched); growing by
+    /// doubling copied every column at each step and left the old copies
+    /// to the allocator.
+    pub fn reserve(&mut self, n: usize) {
+        self.ts.reserve_exact(n);
+        self.pid.reserve_exact(n);
+        self.event.reserve(n);
+        for c in [
+            &mut self.kernel_util_avg,
+            &mut self.kernel_util_est,
+            &mut self.exact_util_avg,
+            &mut self.model_util_avg,
+            &mut self.model_util_est,
+            &mut self.measured_util,
+        ] {
+            c.reserve(n);
+        }
+        self.excluded.reserve(n);
+        if let Some(x) = self.extra.as_mut() {
+            x.cpu.reserve_exact(n);
+            for c in [
+                &mut x.kernel_load_avg,
+                &mut x.kernel_runnable_avg,
+                &mut x.exact_load_avg,
+                &mut x.exact_runnable_avg,
+                &mut x.exact_util_est,
+                &mut x.model_load_avg,
+                &mut x.model_runnable_avg,
+            ] {
+                c.reserve(n);
+            }
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -409,7 +470,7 @@ impl TableBuilder {
                 .sum()
         };
         t.slices.reserve(count(Kind::Switch));
-        t.wakeups.reserve(count(Kind::Wakeup));
+        t.wakeups.reserve(count(Kind::Wakeup), keep_switches);
         TableBuilder {
             t,
             keep_switches,
@@ -489,7 +550,6 @@ impl TableBuilder {
                         sl.cpu.push(r.cpu);
                         sl.start.push(start);
                         sl.end.push(r.ts);
-                        sl.duration_ns.push(r.ts - start);
                         sl.end_state.push(Some(end_state(r.prev_state, r.preempt)));
                         sl.cycles.push(ctr[0]);
                         sl.instructions.push(ctr[1]);
@@ -512,8 +572,10 @@ impl TableBuilder {
                 let w = &mut t.wakeups;
                 w.ts.push(r.ts);
                 w.pid.push(r.pid);
-                w.target_cpu.push(r.target_cpu);
-                w.new.push(r.new);
+                if keep_switches {
+                    w.target_cpu.push(r.target_cpu);
+                    w.new.push(r.new);
+                }
                 w.latency_ns.push(None);
                 let slept = blocked_at.remove(&r.pid);
                 w.sleep_ns.push(if r.new {
