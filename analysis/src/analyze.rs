@@ -148,15 +148,6 @@ pub fn tasks(t: &Tables) -> PolarsResult<Vec<TaskStats>> {
         ),
         Column::new("preempted".into(), ended("preempted")),
         Column::new("uninterruptible".into(), ended("uninterruptible")),
-        ratio(&s.instructions, &|i| s.cycles.get(i))
-            .into_column()
-            .with_name("ipc".into()),
-        ratio(&s.cache_misses, &|i| s.cache_references.get(i))
-            .into_column()
-            .with_name("miss_rate".into()),
-        ratio(&s.cycles, &|i| Some(s.duration_ns(i)))
-            .into_column()
-            .with_name("ghz".into()),
     ])?
     .lazy()
     .group_by([col("pid")])
@@ -171,12 +162,36 @@ pub fn tasks(t: &Tables) -> PolarsResult<Vec<TaskStats>> {
         q("duration_ns", 0.99).alias("run99"),
         col("preempted").cast(DataType::Float64).mean(),
         col("uninterruptible").cast(DataType::Float64).mean(),
+    ])
+    .collect()?;
+    // The counter ratios in a frame of their own (three f64 columns: with
+    // the rest, the largest frame of the analysis).
+    let ratios = DataFrame::new_infer_height(vec![
+        Column::new("pid".into(), &s.pid),
+        ratio(&s.instructions, &|i| s.cycles.get(i))
+            .into_column()
+            .with_name("ipc".into()),
+        ratio(&s.cache_misses, &|i| s.cache_references.get(i))
+            .into_column()
+            .with_name("miss_rate".into()),
+        ratio(&s.cycles, &|i| Some(s.duration_ns(i)))
+            .into_column()
+            .with_name("ghz".into()),
+    ])?
+    .lazy()
+    .group_by([col("pid")])
+    .agg([
         col("ipc").mean(),
         col("miss_rate").mean(),
         col("ghz").mean(),
     ])
-    .collect()?
-    .lazy();
+    .collect()?;
+    let slices = slices.lazy().join(
+        ratios.lazy(),
+        [col("pid")],
+        [col("pid")],
+        JoinArgs::new(JoinType::Left),
+    );
     // The time since the task's previous wakeup, in one pass (the table is
     // in time order): sorting ~10 M wakeups by task for a window took
     // seconds.

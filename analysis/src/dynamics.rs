@@ -169,31 +169,82 @@ struct TaskInput {
 /// Row numbers of each task's slices and of its replay rows with an
 /// estimate, in table order: 4 bytes a row, where every task's
 /// [`TaskInput`] at once held a copy of both tables (~30 bytes a row). One
-/// task's input is built from them at a time ([`input`]).
-type Index = rustc_hash::FxHashMap<u32, (Vec<u32>, Vec<u32>)>;
+/// task's input is built from them at a time ([`input`]). Grouped by a
+/// counting sort into two arrays (a vector per task took up to twice the
+/// rows, and an allocation per task).
+struct Index {
+    /// pid → its number `k`: its rows are `slices[slice_at[k]..slice_at[k + 1]]`
+    /// and the same in `samples`.
+    task: rustc_hash::FxHashMap<u32, usize>,
+    slice_at: Vec<usize>,
+    slices: Vec<u32>,
+    sample_at: Vec<usize>,
+    samples: Vec<u32>,
+}
 
-fn index(t: &Tables) -> Index {
-    use crate::tables::row;
-    let mut m = Index::default();
-    let s = &t.slices;
-    for i in 0..s.pid.len() {
-        m.entry(s.pid[i]).or_default().0.push(row(i));
+impl Index {
+    fn get(&self, pid: u32) -> Option<(&[u32], &[u32])> {
+        let &k = self.task.get(&pid)?;
+        Some((
+            &self.slices[self.slice_at[k]..self.slice_at[k + 1]],
+            &self.samples[self.sample_at[k]..self.sample_at[k + 1]],
+        ))
     }
-    let r = &t.replay;
-    for i in 0..r.ts.len() {
-        let Some(e) = m.get_mut(&r.pid[i]) else {
-            continue;
-        };
-        if r.kernel_util_avg.get(i).is_some() || r.exact_util_avg.get(i).is_some() {
-            e.1.push(row(i));
+}
+
+/// Groups `rows` (the task number of each row, `None`: left out) by task:
+/// the start of each task's rows, and the row numbers in table order.
+fn group(
+    tasks: usize,
+    rows: impl Iterator<Item = Option<usize>> + Clone,
+) -> (Vec<usize>, Vec<u32>) {
+    let mut at = vec![0usize; tasks + 1];
+    for k in rows.clone().flatten() {
+        at[k + 1] += 1;
+    }
+    for k in 0..tasks {
+        at[k + 1] += at[k];
+    }
+    let mut next = at.clone();
+    let mut out = vec![0u32; at[tasks]];
+    for (i, k) in rows.enumerate() {
+        if let Some(k) = k {
+            out[next[k]] = crate::tables::row(i);
+            next[k] += 1;
         }
     }
-    m
+    (at, out)
+}
+
+fn index(t: &Tables) -> Index {
+    let mut task = rustc_hash::FxHashMap::default();
+    let s = &t.slices;
+    for &pid in &s.pid {
+        let n = task.len();
+        task.entry(pid).or_insert(n);
+    }
+    let n = task.len();
+    let (slice_at, slices) = group(n, s.pid.iter().map(|p| task.get(p).copied()));
+    let r = &t.replay;
+    let (sample_at, samples) = group(
+        n,
+        (0..r.ts.len()).map(|i| {
+            let k = task.get(&r.pid[i]).copied()?;
+            (r.kernel_util_avg.get(i).is_some() || r.exact_util_avg.get(i).is_some()).then_some(k)
+        }),
+    );
+    Index {
+        task,
+        slice_at,
+        slices,
+        sample_at,
+        samples,
+    }
 }
 
 /// One task's slices and samples (the kernel's estimate where recorded,
 /// else the kernel-exact model's), in time order.
-fn input(t: &Tables, (slices, samples): &(Vec<u32>, Vec<u32>)) -> TaskInput {
+fn input(t: &Tables, (slices, samples): (&[u32], &[u32])) -> TaskInput {
     let (s, r) = (&t.slices, &t.replay);
     let mut source = "kernel";
     let mut samples: Vec<(u64, f64, Option<f64>)> = samples
@@ -523,14 +574,14 @@ fn dynamics_of(g: &Grid, inp: &TaskInput, window_ms: u64, trace_t0: u64) -> Dyna
 pub fn task_grids(t: &Tables, pids: &[u32]) -> HashMap<u32, Grid> {
     let m = index(t);
     pids.iter()
-        .filter_map(|&p| Some((p, grid(p, &input(t, m.get(&p)?))?)))
+        .filter_map(|&p| Some((p, grid(p, &input(t, m.get(p)?))?)))
         .collect()
 }
 
 /// Dynamics of one task.
 pub fn task_dynamics(t: &Tables, pid: u32, window_ms: u64) -> Option<Dynamics> {
     let m = index(t);
-    let inp = input(t, m.get(&pid)?);
+    let inp = input(t, m.get(pid)?);
     let g = grid(pid, &inp)?;
     Some(dynamics_of(&g, &inp, window_ms, t.span.0))
 }
@@ -538,11 +589,11 @@ pub fn task_dynamics(t: &Tables, pid: u32, window_ms: u64) -> Option<Dynamics> {
 /// Dynamics of every task that ran and has estimates, by pid.
 pub fn dynamics(t: &Tables, window_ms: u64) -> Vec<Dynamics> {
     let m = index(t);
-    let mut pids: Vec<u32> = m.keys().copied().filter(|&p| p != 0).collect();
+    let mut pids: Vec<u32> = m.task.keys().copied().filter(|&p| p != 0).collect();
     pids.sort_unstable();
     pids.par_iter()
         .filter_map(|&pid| {
-            let inp = input(t, &m[&pid]);
+            let inp = input(t, m.get(pid).expect("an indexed task"));
             let g = grid(pid, &inp)?;
             Some(dynamics_of(&g, &inp, window_ms, t.span.0))
         })
