@@ -538,6 +538,73 @@ impl Records<'_> {
     }
 }
 
+impl Records<'_> {
+    /// Appends up to `n` records to `buf`, as many calls of `next` would
+    /// (an error is appended last, and ends the iteration), and says how
+    /// many it appended. Each record is built straight into the batch: a
+    /// switch record is ~370 bytes, and returning it through the iterator
+    /// copied it several times on the way.
+    pub fn fill(&mut self, buf: &mut Vec<Result<Record>>, n: usize) -> usize {
+        let start = buf.len();
+        buf.reserve(n);
+        while buf.len() - start < n && !self.done {
+            match self.next_into(buf) {
+                Ok(true) => {}
+                Ok(false) => self.done = true,
+                Err(e) => {
+                    buf.push(Err(e));
+                    self.done = true;
+                }
+            }
+        }
+        buf.len() - start
+    }
+
+    /// [`Records::next_inner`], appending the record to `buf`.
+    fn next_into(&mut self, buf: &mut Vec<Result<Record>>) -> Result<bool> {
+        loop {
+            let top = self.heap.peek().map(|Reverse((ts, _, _))| *ts);
+            let due = match (self.pending.front(), top) {
+                (Some(&i), Some(t)) => self.reader.chunks[i].ts_min <= t,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            if due {
+                self.activate()?;
+                continue;
+            }
+            {
+                let Some(mut top) = self.heap.peek_mut() else {
+                    return Ok(false);
+                };
+                let Reverse((_, _, slot)) = *top;
+                let cur = self.active[slot].as_mut().expect("active cursor");
+                buf.push(Ok(cur.d.record(cur.order[cur.next] as usize)?));
+                cur.next += 1;
+                if cur.next < cur.order.len() {
+                    top.0 .0 = cur.d.columns.ts()[cur.order[cur.next] as usize];
+                } else {
+                    PeekMut::pop(top);
+                    self.active[slot] = None;
+                }
+            }
+            let Some(Ok(rec)) = buf.last() else {
+                unreachable!("a record was just appended")
+            };
+            if let Some(to) = self.filter.to {
+                if rec.ts() > to && self.pending.is_empty() && self.heap.is_empty() {
+                    buf.pop();
+                    return Ok(false);
+                }
+            }
+            if self.filter.record_matches(rec) {
+                return Ok(true);
+            }
+            buf.pop();
+        }
+    }
+}
+
 impl Iterator for Records<'_> {
     type Item = Result<Record>;
     fn next(&mut self) -> Option<Result<Record>> {

@@ -174,6 +174,19 @@ fn bit_flips_are_caught() {
         let plain = outcome(&mut r.records(Filter::default()));
         let ahead = r.with_records(Filter::default(), |mut recs| outcome(&mut recs));
         assert_eq!(plain, ahead, "trial {trial}");
+        // Batches filled in place: the error comes last, after the same records.
+        let mut recs = r.records(Filter::default());
+        let (mut n, mut err, mut buf) = (0, None, vec![]);
+        while recs.fill(&mut buf, 1000) > 0 {
+            for rec in buf.drain(..) {
+                assert!(err.is_none(), "trial {trial}: a record after the error");
+                match rec {
+                    Ok(_) => n += 1,
+                    Err(e) => err = Some(e.to_string()),
+                }
+            }
+        }
+        assert_eq!((n, err), plain, "trial {trial}");
         let mut flipped_chunk_ok = false;
         for i in 0..r.chunks().len() {
             let c = r.chunks()[i];

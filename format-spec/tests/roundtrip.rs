@@ -36,6 +36,43 @@ fn check_roundtrip(records: &[Record], chunk_records: usize, codec: Codec) {
     )
     .0;
     assert_eq!(on_worker, got);
+    // Batches filled in place hold the same records, whatever the batch
+    // size, with or without a filter (pid, and a time window that ends
+    // the iteration early).
+    let filled = |filter: Filter, n: usize| -> Vec<Record> {
+        let (mut recs, mut all, mut buf) = (r.records(filter), vec![], vec![]);
+        loop {
+            buf.clear();
+            let got = recs.fill(&mut buf, n);
+            assert_eq!(got, buf.len());
+            assert!(got <= n);
+            all.extend(buf.drain(..).map(|x| x.unwrap()));
+            if got < n {
+                assert_eq!(
+                    recs.fill(&mut buf, n),
+                    0,
+                    "more records after a short batch"
+                );
+                return all;
+            }
+        }
+    };
+    for n in [1, 7, 4096] {
+        assert_eq!(filled(Filter::default(), n), got, "batches of {n}");
+    }
+    if let Some(mid) = got.get(got.len() / 2).map(Record::ts) {
+        let pid = got.iter().find_map(|r| match r {
+            Record::Switch(s) => Some(s.next.pid),
+            _ => None,
+        });
+        let filter = Filter {
+            pid,
+            to: Some(mid),
+            ..Default::default()
+        };
+        let want: Vec<Record> = r.records(filter.clone()).map(|x| x.unwrap()).collect();
+        assert_eq!(filled(filter, 5), want);
+    }
 
     // Chunk-by-chunk decoding gives each stream back in the exact order written.
     let mut stored: std::collections::BTreeMap<(Kind, u32), Vec<Record>> = Default::default();

@@ -381,18 +381,14 @@ pub fn replay_tapped(
                             .unwrap_or_else(|_| Vec::with_capacity(READ_AHEAD))
                     };
                     let mut buf = fresh();
-                    reader.with_records(Filter::default(), |recs| {
-                        for rec in recs {
-                            let stop = rec.is_err();
-                            buf.push(rec);
-                            if buf.len() == READ_AHEAD || stop {
-                                // The routing stopped (an error): so does the reading.
-                                if tx.send(std::mem::replace(&mut buf, fresh())).is_err() || stop {
-                                    return;
-                                }
-                            }
+                    reader.with_records(Filter::default(), |mut recs| loop {
+                        let room = READ_AHEAD - buf.len();
+                        recs.fill(&mut buf, room);
+                        let end = buf.len() < READ_AHEAD || matches!(buf.last(), Some(Err(_)));
+                        // The routing stopped (an error): so does the reading.
+                        if tx.send(std::mem::replace(&mut buf, fresh())).is_err() || end {
+                            return;
                         }
-                        let _ = tx.send(std::mem::take(&mut buf));
                     })
                 });
                 // A tap gets each batch once the routing is done with it,
