@@ -116,8 +116,19 @@ fn read(file: &std::path::Path, merged: bool) -> CliResult {
     let r = schedrec_format::Reader::open(file)?;
     let filter = schedrec_format::Filter::default();
     let n = if merged {
+        // As the replay reads: batches filled in place.
         r.with_records(filter, |mut recs| {
-            recs.try_fold(0u64, |n, rec| rec.map(|_| n + 1))
+            let (mut n, mut buf) = (0u64, Vec::new());
+            loop {
+                buf.clear();
+                if recs.fill(&mut buf, 1 << 14) == 0 {
+                    return Ok::<u64, schedrec_format::Error>(n);
+                }
+                for rec in buf.drain(..) {
+                    rec?;
+                    n += 1;
+                }
+            }
         })?
     } else {
         r.par_decode(&filter)
