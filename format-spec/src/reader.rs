@@ -542,7 +542,7 @@ impl Records<'_> {
     /// Appends up to `n` records to `buf`, as many calls of `next` would
     /// (an error is appended last, and ends the iteration), and says how
     /// many it appended. Each record is built straight into the batch: a
-    /// switch record is ~370 bytes, and returning it through the iterator
+    /// record is 336 bytes, and returning it through the iterator
     /// copied it several times on the way.
     pub fn fill(&mut self, buf: &mut Vec<Result<Record>>, n: usize) -> usize {
         let start = buf.len();
