@@ -240,7 +240,11 @@ pub fn tasks(t: &Tables) -> PolarsResult<Vec<TaskStats>> {
         abs_err: u64,
     }
     let mut sums: rustc_hash::FxHashMap<u32, Sums> = Default::default();
-    let (mut pids, mut abs_err) = (Vec::<u32>::new(), Vec::<u32>::new());
+    // Room for every row: what is not filled is never touched.
+    let (mut pids, mut abs_err) = (
+        Vec::<u32>::with_capacity(r.len()),
+        Vec::<u32>::with_capacity(r.len()),
+    );
     for i in 0..r.len() {
         if r.excluded.get(i).is_some() {
             continue;
