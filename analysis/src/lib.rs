@@ -173,4 +173,20 @@ mod tests {
         );
         assert!(a.equals_missing(&b), "the replay rows differ");
     }
+
+    /// Read for the statistics (not for export), the tables leave out what
+    /// only export writes, and asking for an export frame says so instead
+    /// of writing a wrong one.
+    #[test]
+    fn tables_read_for_statistics_keep_only_what_they_read() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/mixed-pelt-full.sched");
+        let (_, t, _) =
+            load_with(Reader::open(&path).unwrap(), &Options::default(), false).unwrap();
+        assert!(t.switches.ts.is_empty());
+        assert!(t.wakeups.ts.len() > 1000);
+        assert!(t.wakeups.target_cpu.is_empty() && t.wakeups.new.is_empty());
+        let err = frames::frame(&t, "wakeups").unwrap_err().to_string();
+        assert!(err.contains("without its export columns"), "{err}");
+        assert!(t.replay.extra.is_none());
+    }
 }
