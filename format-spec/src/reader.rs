@@ -496,7 +496,10 @@ impl Records<'_> {
         Ok(())
     }
 
-    fn next_inner(&mut self) -> Result<Option<Record>> {
+    /// Moves the merge on by one record: activates the chunks that are due,
+    /// hands the earliest record's chunk and position to `take`, and
+    /// advances that chunk's cursor. `None` at the end.
+    fn step<T>(&mut self, take: impl FnOnce(&Decoded, usize) -> T) -> Result<Option<T>> {
         loop {
             let top = self.heap.peek().map(|Reverse((ts, _, _))| *ts);
             let due = match (self.pending.front(), top) {
@@ -510,29 +513,44 @@ impl Records<'_> {
             }
             // The earliest cursor yields its record and moves on in place
             // (one sift of the heap, not a pop and a push).
-            let rec = {
-                let Some(mut top) = self.heap.peek_mut() else {
-                    return Ok(None);
-                };
-                let Reverse((_, _, slot)) = *top;
-                let cur = self.active[slot].as_mut().expect("active cursor");
-                let rec = cur.d.record(cur.order[cur.next] as usize)?;
-                cur.next += 1;
-                if cur.next < cur.order.len() {
-                    top.0 .0 = cur.d.columns.ts()[cur.order[cur.next] as usize];
-                } else {
-                    PeekMut::pop(top);
-                    self.active[slot] = None;
-                }
-                rec
+            let Some(mut top) = self.heap.peek_mut() else {
+                return Ok(None);
             };
-            if let Some(to) = self.filter.to {
-                if rec.ts() > to && self.pending.is_empty() && self.heap.is_empty() {
-                    return Ok(None);
-                }
+            let Reverse((_, _, slot)) = *top;
+            let cur = self.active[slot].as_mut().expect("active cursor");
+            let out = take(&cur.d, cur.order[cur.next] as usize);
+            cur.next += 1;
+            if cur.next < cur.order.len() {
+                top.0 .0 = cur.d.columns.ts()[cur.order[cur.next] as usize];
+            } else {
+                PeekMut::pop(top);
+                self.active[slot] = None;
             }
-            if self.filter.record_matches(&rec) {
-                return Ok(Some(rec));
+            return Ok(Some(out));
+        }
+    }
+
+    /// Whether the filter keeps `rec` (`None`: the iteration is over, past
+    /// the filter's end with nothing left that could be earlier).
+    fn keeps(&self, rec: &Record) -> Option<bool> {
+        if let Some(to) = self.filter.to {
+            if rec.ts() > to && self.pending.is_empty() && self.heap.is_empty() {
+                return None;
+            }
+        }
+        Some(self.filter.record_matches(rec))
+    }
+
+    fn next_inner(&mut self) -> Result<Option<Record>> {
+        loop {
+            let Some(rec) = self.step(|d, i| d.record(i))? else {
+                return Ok(None);
+            };
+            let rec = rec?;
+            match self.keeps(&rec) {
+                None => return Ok(None),
+                Some(true) => return Ok(Some(rec)),
+                Some(false) => {}
             }
         }
     }
@@ -563,44 +581,23 @@ impl Records<'_> {
     /// [`Records::next_inner`], appending the record to `buf`.
     fn next_into(&mut self, buf: &mut Vec<Result<Record>>) -> Result<bool> {
         loop {
-            let top = self.heap.peek().map(|Reverse((ts, _, _))| *ts);
-            let due = match (self.pending.front(), top) {
-                (Some(&i), Some(t)) => self.reader.chunks[i].ts_min <= t,
-                (Some(_), None) => true,
-                (None, _) => false,
+            let Some(built) = self.step(|d, i| d.record(i).map(|rec| buf.push(Ok(rec))))? else {
+                return Ok(false);
             };
-            if due {
-                self.activate()?;
-                continue;
-            }
-            {
-                let Some(mut top) = self.heap.peek_mut() else {
-                    return Ok(false);
-                };
-                let Reverse((_, _, slot)) = *top;
-                let cur = self.active[slot].as_mut().expect("active cursor");
-                buf.push(Ok(cur.d.record(cur.order[cur.next] as usize)?));
-                cur.next += 1;
-                if cur.next < cur.order.len() {
-                    top.0 .0 = cur.d.columns.ts()[cur.order[cur.next] as usize];
-                } else {
-                    PeekMut::pop(top);
-                    self.active[slot] = None;
-                }
-            }
+            built?;
             let Some(Ok(rec)) = buf.last() else {
                 unreachable!("a record was just appended")
             };
-            if let Some(to) = self.filter.to {
-                if rec.ts() > to && self.pending.is_empty() && self.heap.is_empty() {
+            match self.keeps(rec) {
+                None => {
                     buf.pop();
                     return Ok(false);
                 }
+                Some(true) => return Ok(true),
+                Some(false) => {
+                    buf.pop();
+                }
             }
-            if self.filter.record_matches(rec) {
-                return Ok(true);
-            }
-            buf.pop();
         }
     }
 }
