@@ -62,14 +62,9 @@ pub fn load_with(
     };
     // At most a row per record, two per switch (its switch-out and, with
     // `--pelt full`, its switch-in sample).
-    let records: usize = reader.chunks().iter().map(|c| c.count as usize).sum();
-    let switches: usize = reader
-        .chunks()
-        .iter()
-        .filter(|c| c.kind() == Some(schedrec_format::Kind::Switch))
-        .map(|c| c.count as usize)
-        .sum();
-    rows.reserve(records + switches);
+    rows.reserve(
+        tables::count(&reader, None) + tables::count(&reader, Some(schedrec_format::Kind::Switch)),
+    );
     let mut builder = tables::TableBuilder::new(&reader, keep_switches);
     let summary = phase("replay and tables", || {
         replay_tapped(

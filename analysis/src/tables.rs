@@ -126,6 +126,16 @@ pub struct Pelt {
     pub last_update_time: Vec<u64>,
 }
 
+/// Records of `kind` (of every kind: `None`) in `reader`, from its chunk index.
+pub(crate) fn count(reader: &Reader, kind: Option<Kind>) -> usize {
+    reader
+        .chunks()
+        .iter()
+        .filter(|c| kind.is_none_or(|k| c.kind() == Some(k)))
+        .map(|c| c.count as usize)
+        .sum()
+}
+
 /// Row `i` of a table as a 4-byte index.
 pub(crate) fn row(i: usize) -> u32 {
     u32::try_from(i).expect("more than 2^32 rows in a table")
@@ -461,16 +471,9 @@ impl TableBuilder {
         // The index says how many switches and wakeups there are: each table
         // is allocated once (growing by doubling held up to twice the rows, and
         // copied them at every step).
-        let count = |kind: Kind| -> usize {
-            reader
-                .chunks()
-                .iter()
-                .filter(|c| c.kind() == Some(kind))
-                .map(|c| c.count as usize)
-                .sum()
-        };
-        t.slices.reserve(count(Kind::Switch));
-        t.wakeups.reserve(count(Kind::Wakeup), keep_switches);
+        t.slices.reserve(count(reader, Some(Kind::Switch)));
+        t.wakeups
+            .reserve(count(reader, Some(Kind::Wakeup)), keep_switches);
         TableBuilder {
             t,
             keep_switches,
