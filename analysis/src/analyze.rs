@@ -276,9 +276,19 @@ pub fn tasks(t: &Tables) -> PolarsResult<Vec<TaskStats>> {
         q("abs_err", 0.99).alias("p99"),
     ])
     .collect()?;
-    let mean = |sum: u64, n: u64| (n > 0).then(|| sum as f64 / n as f64);
     let mut sums: Vec<(u32, Sums)> = sums.into_iter().collect();
     sums.sort_unstable_by_key(|s| s.0);
+    // A per-task mean from its (sum, count); null without samples.
+    let means = |name: &str, of: &dyn Fn(&Sums) -> (u64, u64)| {
+        Float64Chunked::from_iter_options(
+            name.into(),
+            sums.iter().map(|s| {
+                let (sum, n) = of(&s.1);
+                (n > 0).then(|| sum as f64 / n as f64)
+            }),
+        )
+        .into_column()
+    };
     let replay = DataFrame::new_infer_height(vec![
         Column::new("pid".into(), sums.iter().map(|s| s.0).collect::<Vec<u32>>()),
         Column::new(
@@ -287,26 +297,10 @@ pub fn tasks(t: &Tables) -> PolarsResult<Vec<TaskStats>> {
                 .map(|s| s.1.n as IdxSize)
                 .collect::<Vec<IdxSize>>(),
         ),
-        Float64Chunked::from_iter_options(
-            "kernel_mean".into(),
-            sums.iter().map(|s| mean(s.1.kernel, s.1.n)),
-        )
-        .into_column(),
-        Float64Chunked::from_iter_options(
-            "measured_mean".into(),
-            sums.iter().map(|s| mean(s.1.measured, s.1.n)),
-        )
-        .into_column(),
-        Float64Chunked::from_iter_options(
-            "model_mean".into(),
-            sums.iter().map(|s| mean(s.1.model, s.1.model_n)),
-        )
-        .into_column(),
-        Float64Chunked::from_iter_options(
-            "mae".into(),
-            sums.iter().map(|s| mean(s.1.abs_err, s.1.n)),
-        )
-        .into_column(),
+        means("kernel_mean", &|s| (s.kernel, s.n)),
+        means("measured_mean", &|s| (s.measured, s.n)),
+        means("model_mean", &|s| (s.model, s.model_n)),
+        means("mae", &|s| (s.abs_err, s.n)),
     ])?
     .lazy()
     .join(
