@@ -12,6 +12,7 @@ use rayon::prelude::*;
 use schedrec_format::{Entity, Filter, PeltMode, Reader, Record, UtilEstLayout};
 use serde::Serialize;
 
+use crate::clock::{Clocks, Speed};
 use crate::fidelity::{Fidelity, Metric, MetricSummary};
 use crate::model::{Measured, Model, Pelt, TaskInfo, UtilEst};
 use crate::task::{Clock, Config, Event, EventKind, Row, TaskSim};
@@ -128,6 +129,14 @@ pub struct Summary {
     /// Tasks skipped (RT, deadline: PELT's fair class does not track them).
     pub skipped_tasks: u64,
     pub reanchors: u64,
+    /// What each CPU's PELT clock was scaled by where the trace does not
+    /// carry it (between the kernel's timestamps, and throughout with
+    /// `--clock ktime`): "capacity" (a CPU below 1024 in the header),
+    /// "frequency" (`cpu_frequency` records). Empty: full speed throughout.
+    pub invariance: Vec<&'static str>,
+    /// `cpu_frequency` records not applied: the header does not give their
+    /// CPU's maximum frequency.
+    pub unscaled_frequency_records: u64,
     pub util_avg: Option<MetricSummary>,
     pub load_avg: Option<MetricSummary>,
     pub runnable_avg: Option<MetricSummary>,
@@ -244,9 +253,11 @@ pub fn replay_tapped(
         top: Vec::new(),
         keep_top: opts.top.max(1),
     };
-    let mut off: Vec<Option<i64>> = vec![None; nr_cpus];
-    // Per CPU: the trace time `off` was last measured at.
-    let mut off_ts: Vec<u64> = vec![0; nr_cpus];
+    // Each CPU's PELT clock: measured from the kernel's timestamps with
+    // `--clock pelt`, advanced at the CPU's speed in between (and
+    // throughout with `--clock ktime`).
+    let mut clocks = Clocks::new(&pass.caps, &meta.cpu_max_freq_khz);
+    let measure = clock == Clock::Pelt;
     let mut curr: Vec<u32> = vec![0; nr_cpus];
     let mut delayed: Vec<Vec<u32>> = vec![Vec::new(); nr_cpus];
     // Per CPU: the enqueue time of the latest wakeup onto it since its last switch.
@@ -256,14 +267,6 @@ pub fn replay_tapped(
     let mut last_ts = 0u64;
     let mut rows_total = 0u64;
     let mut excluded: BTreeMap<&'static str, u64> = BTreeMap::new();
-
-    let cpu_off = |off: &[Option<i64>], cpu: u32| -> i64 {
-        off.get(cpu as usize)
-            .copied()
-            .flatten()
-            .or_else(|| off.iter().flatten().next().copied())
-            .unwrap_or(0)
-    };
 
     // Buffers reused from batch to batch (fresh pages cost more than the
     // replay itself).
@@ -466,11 +469,11 @@ pub fn replay_tapped(
                                     && p.last_update_time != 0
                             })
                             .map(|p| p.last_update_time);
-                        if let (Some(lut), true) = (prev_lut, c < nr_cpus) {
-                            off[c] = Some((r.ts as i64).wrapping_sub(lut as i64));
-                            off_ts[c] = r.ts;
+                        clocks.advance(r.cpu, r.ts);
+                        if let (Some(lut), true) = (prev_lut, measure) {
+                            clocks.measure(r.cpu, r.ts, lut);
                         }
-                        let o = cpu_off(&off, r.cpu);
+                        let (o, speed) = (clocks.off(r.cpu), clocks.speed(r.cpu));
                         if c < nr_cpus && curr[c] != 0 && curr[c] != r.prev.pid {
                             // The CPU was running another task than the one it
                             // switches away from: that task's switch out is missing.
@@ -481,6 +484,7 @@ pub fn replay_tapped(
                                     ts: r.ts,
                                     cpu: r.cpu,
                                     off: o,
+                                    speed,
                                     kind: EventKind::Unseen,
                                     k: None,
                                     sums: None,
@@ -509,6 +513,7 @@ pub fn replay_tapped(
                                 ts: r.ts,
                                 cpu: r.cpu,
                                 off: o,
+                                speed,
                                 kind: EventKind::SwitchOut {
                                     prev_state: r.prev_state,
                                 },
@@ -523,6 +528,7 @@ pub fn replay_tapped(
                                 ts: r.ts,
                                 cpu: r.cpu,
                                 off: o,
+                                speed,
                                 kind: EventKind::SwitchIn { pick_now, pick_ts },
                                 k: r.next_pelt,
                                 sums: r.next_sums,
@@ -544,6 +550,7 @@ pub fn replay_tapped(
                                         ts: r.ts,
                                         cpu: r.cpu,
                                         off: o,
+                                        speed,
                                         kind: EventKind::Pick,
                                         k: None,
                                         sums: None,
@@ -554,6 +561,7 @@ pub fn replay_tapped(
                                 delayed[c].push(r.prev.pid);
                             }
                         }
+                        clocks.set_busy(r.cpu, r.next.pid != 0);
                     }
                     Record::Wakeup(r) => {
                         let t = r.target_cpu as usize;
@@ -570,18 +578,20 @@ pub fn replay_tapped(
                         };
                         let known = pass.by_pid.contains_key(&r.pid)
                             || prio.is_some_and(|p| fair_weight(p, None).is_some());
+                        clocks.advance(r.target_cpu, r.ts);
                         if let Some(p) = r.pelt.filter(|p| known && p.last_update_time != 0) {
                             if t < nr_cpus {
                                 woke[t] = Some((p.last_update_time, r.ts));
-                                off[t] =
-                                    Some((r.ts as i64).wrapping_sub(p.last_update_time as i64));
-                                off_ts[t] = r.ts;
+                                if measure {
+                                    clocks.measure(r.target_cpu, r.ts, p.last_update_time);
+                                }
                             }
                         }
                         let ev = Event {
                             ts: r.ts,
                             cpu: r.target_cpu,
-                            off: cpu_off(&off, r.target_cpu),
+                            off: clocks.off(r.target_cpu),
+                            speed: clocks.speed(r.target_cpu),
                             kind: EventKind::Wakeup { new: r.new },
                             k: r.pelt,
                             sums: r.sums,
@@ -589,14 +599,17 @@ pub fn replay_tapped(
                         pass.route(r.pid, prio, ev);
                     }
                     Record::Migrate(r) => {
+                        clocks.advance(r.orig_cpu, r.ts);
+                        clocks.advance(r.dest_cpu, r.ts);
                         let ev = Event {
                             ts: r.ts,
                             cpu: r.dest_cpu,
-                            off: cpu_off(&off, r.dest_cpu),
+                            off: clocks.off(r.dest_cpu),
+                            speed: clocks.speed(r.dest_cpu),
                             kind: EventKind::Migrate {
-                                orig_off: cpu_off(&off, r.orig_cpu),
-                                dest_off: cpu_off(&off, r.dest_cpu),
-                                dest_off_ts: off_ts.get(r.dest_cpu as usize).copied().unwrap_or(0),
+                                orig_off: clocks.off(r.orig_cpu),
+                                dest_off: clocks.off(r.dest_cpu),
+                                dest_off_ts: clocks.measured_ts(r.dest_cpu),
                             },
                             k: None,
                             sums: None,
@@ -605,10 +618,12 @@ pub fn replay_tapped(
                     }
                     Record::Pelt(r) if r.entity == Entity::Task => {
                         let is_curr = curr.get(r.rq_cpu as usize) == Some(&r.pid);
+                        clocks.advance(r.rq_cpu, r.ts);
                         let ev = Event {
                             ts: r.ts,
                             cpu: r.rq_cpu,
-                            off: cpu_off(&off, r.rq_cpu),
+                            off: clocks.off(r.rq_cpu),
+                            speed: clocks.speed(r.rq_cpu),
                             kind: EventKind::Sample { curr: is_curr },
                             k: Some(r.avg),
                             sums: r.sums,
@@ -634,6 +649,7 @@ pub fn replay_tapped(
                                     ts: r.ts,
                                     cpu: r.cpu,
                                     off: 0,
+                                    speed: Speed::FULL,
                                     kind: EventKind::Exit,
                                     k: None,
                                     sums: None,
@@ -657,11 +673,16 @@ pub fn replay_tapped(
                             pass.exited.remove(&r.pid);
                         }
                     }
+                    Record::CpuFreq(r) => {
+                        clocks.advance(r.target_cpu, r.ts);
+                        clocks.set_freq(r.target_cpu, r.freq_khz);
+                    }
                     Record::Loss(r) => {
                         // Lost events: every timeline breaks here (the lost records
                         // could have been about any task), and what the CPUs
                         // were doing is unknown.
                         curr.fill(0);
+                        clocks.forget_busy();
                         woke.fill(None);
                         delayed.iter_mut().for_each(Vec::clear);
                         for s in pass.slots.iter_mut() {
@@ -669,6 +690,7 @@ pub fn replay_tapped(
                                 ts: r.ts,
                                 cpu: r.cpu,
                                 off: 0,
+                                speed: Speed::FULL,
                                 kind: EventKind::Lost,
                                 k: None,
                                 sums: None,
@@ -721,6 +743,14 @@ pub fn replay_tapped(
         tasks: pass.done_tasks,
         skipped_tasks: pass.skipped.len() as u64,
         reanchors,
+        invariance: [
+            ("capacity", clocks.capacity_applied()),
+            ("frequency", clocks.frequency_applied),
+        ]
+        .into_iter()
+        .filter_map(|(what, on)| on.then_some(what))
+        .collect(),
+        unscaled_frequency_records: clocks.frequency_unscaled,
         util_avg: fid.get(Metric::Util).summary(),
         load_avg: fid.get(Metric::Load).summary(),
         runnable_avg: fid.get(Metric::Runnable).summary(),

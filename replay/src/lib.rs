@@ -3,6 +3,7 @@
 //! that streams a trace through them in parallel ([`engine`]), judged
 //! against the kernel's own values ([`fidelity`]).
 
+pub mod clock;
 pub mod engine;
 pub mod fidelity;
 pub mod model;

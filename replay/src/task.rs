@@ -9,6 +9,7 @@
 
 use schedrec_format::record::{PeltAvg, PeltSums};
 
+use crate::clock::Speed;
 use crate::fidelity::{Fidelity, Metric};
 use crate::model::{Inputs, TaskModel, Values};
 
@@ -108,9 +109,12 @@ const PROVISIONAL_NS: u64 = 5 * 32 * 1024 * 1024;
 pub struct Event {
     pub ts: u64,
     pub cpu: u32,
-    /// trace clock − PELT clock on `cpu` at `ts` (estimated from the latest
-    /// kernel timestamps seen on that CPU).
+    /// trace clock − PELT clock on `cpu` at `ts` ([`crate::clock`]: the
+    /// latest kernel timestamps seen on that CPU, and its speed since).
     pub off: i64,
+    /// How fast `cpu`'s PELT clock runs while busy: maps the trace times of
+    /// the ticks of a slice ending at this event onto the PELT clock.
+    pub speed: Speed,
     pub kind: EventKind,
     pub k: Option<PeltAvg>,
     pub sums: Option<PeltSums>,
@@ -128,7 +132,9 @@ pub enum Clock {
     /// The kernel's `last_update_time` where recorded, else trace time
     /// mapped onto the CPU's PELT clock.
     Pelt,
-    /// The trace clock alone (what a trace without PELT timestamps allows).
+    /// The trace clock alone (what a trace without PELT timestamps
+    /// allows), advanced as the kernel advances each CPU's PELT clock
+    /// ([`crate::clock`]).
     Ktime,
 }
 
@@ -257,22 +263,25 @@ impl TaskSim {
     }
 
     /// The kernel's ticks while the task ran, from the last step to `ev`.
-    /// Their PELT times are estimated from the trace clock and kept strictly
-    /// between the updates around them (a vCPU that was not running makes
-    /// the trace clock run ahead of the PELT clock).
+    /// Their PELT times are estimated from the trace clock, counted back
+    /// from `ev`'s at the CPU's speed (the PELT clock of a busy CPU runs
+    /// slower than the trace clock below full capacity or frequency), and
+    /// kept strictly between the updates around them (a vCPU that was not
+    /// running makes the trace clock run ahead of the PELT clock).
     fn ticks(&mut self, cfg: &Config, ev: &Event) {
         if self.state != State::Running || cfg.tick_ns == 0 || ev.ts <= self.last_ts {
             return;
         }
         let end = self.now(cfg, ev);
+        let at_ev = ev.est_now();
         let mut t = (self.last_ts / cfg.tick_ns + 1) * cfg.tick_ns;
         while t < ev.ts {
             // The tick timer fires on the jiffies grid of the trace clock;
             // the rq clock the tick's update reads is taken a little later.
             let read = t + TICK_CLOCK_DELAY_NS;
-            let now = match cfg.clock {
-                Clock::Pelt => (read as i64).saturating_sub(ev.off).max(0) as u64,
-                Clock::Ktime => read,
+            let now = match read.checked_sub(ev.ts) {
+                Some(after) => at_ev.saturating_add(ev.speed.scale(after)),
+                None => at_ev.saturating_sub(ev.speed.scale(ev.ts - read)),
             };
             if now > self.last_now && now < end {
                 self.update_all(now, t, State::Running.inputs(), true, !cfg.full);
@@ -285,9 +294,13 @@ impl TaskSim {
     /// The PELT `now` of the kernel's update at `ev`.
     fn now(&self, cfg: &Config, ev: &Event) -> u64 {
         match cfg.clock {
+            // The pick out of idle read the clock at the wakeup (the CPU
+            // was idle since: the same offset).
             Clock::Ktime => match ev.kind {
-                EventKind::SwitchIn { pick_ts, .. } => pick_ts,
-                _ => ev.ts,
+                EventKind::SwitchIn { pick_ts, .. } => {
+                    (pick_ts as i64).saturating_sub(ev.off).max(0) as u64
+                }
+                _ => ev.est_now(),
             },
             Clock::Pelt => match (ev.k, ev.kind) {
                 (Some(k), _) => k.last_update_time,
@@ -860,10 +873,7 @@ impl TaskSim {
         // The last sample's util_sum was on the source CPU's clock and
         // attach rebuilds the sums: the off-CPU decay check restarts.
         self.last_k_util_sum = None;
-        let est = |off: i64| match cfg.clock {
-            Clock::Pelt => (ev.ts as i64).saturating_sub(off).max(0) as u64,
-            Clock::Ktime => ev.ts,
-        };
+        let est = |off: i64| (ev.ts as i64).saturating_sub(off).max(0) as u64;
         match self.state {
             State::Sleeping | State::Delayed => self.migrating = Some(est(orig_off)),
             State::Waiting | State::Running => {

@@ -3,8 +3,8 @@
 //! ticks → block), and the rules that must hold whatever the numbers.
 
 use schedrec_format::{
-    Loss, Metadata, PeltAvg, PeltMode, Reader, Record, Switch, Task, TaskEvent, TaskRef, Wakeup,
-    Writer, WriterOptions,
+    CpuFreq, Loss, Metadata, PeltAvg, PeltMode, Reader, Record, Switch, Task, TaskEvent, TaskRef,
+    Wakeup, Writer, WriterOptions,
 };
 use schedrec_replay::engine::{replay, Options, Summary};
 use schedrec_replay::task::Row;
@@ -69,15 +69,22 @@ fn periodic(periods: u64, extra: impl Fn(u64) -> Vec<Record>) -> Vec<Record> {
 }
 
 fn run(records: &[Record], opts: &Options) -> (Summary, Vec<Row>) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("t.sched");
-    let meta = Metadata {
+    run_on(records, opts, meta(PeltMode::Switch))
+}
+
+fn meta(pelt: PeltMode) -> Metadata {
+    Metadata {
         kernel_release: "6.18.0-test".into(),
         nr_cpus: 1,
         hz: 250,
-        pelt: PeltMode::Switch,
+        pelt,
         ..Metadata::default()
-    };
+    }
+}
+
+fn run_on(records: &[Record], opts: &Options, meta: Metadata) -> (Summary, Vec<Row>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.sched");
     let mut w = Writer::create(&path, &meta, WriterOptions::default()).unwrap();
     for r in records {
         w.push(r).unwrap();
@@ -237,4 +244,120 @@ fn a_switch_out_missing_from_the_trace_breaks_the_timeline() {
         .find(|r| r.pid == PID && r.ts > p10 + 8 * MS)
         .unwrap();
     assert_eq!(next.excluded, Some("reanchor"), "{next:?}");
+}
+
+/// A task on CPU 0 of a trace without PELT values (replayed on the trace
+/// clock): `work(p)` of wall time from the start of each 16 ms period `p`
+/// (+ 5 µs),
+/// after the CPU's frequency was set to `khz` (when given).
+fn on_trace_clock(periods: u64, khz: Option<u64>, work: impl Fn(u64) -> u64) -> Vec<Record> {
+    let t0 = 1_000 * MS;
+    let mut v: Vec<Record> = khz
+        .map(|freq_khz| {
+            Record::CpuFreq(CpuFreq {
+                ts: t0 - MS,
+                cpu: 0,
+                target_cpu: 0,
+                freq_khz,
+            })
+        })
+        .into_iter()
+        .collect();
+    for p in 0..periods {
+        let t = t0 + p * 16 * MS;
+        let mut w = wakeup(t);
+        if let Record::Wakeup(x) = &mut w {
+            x.pelt = None;
+        }
+        v.push(w);
+        v.push(switch(t + 5_000, 0, PID, 0, None));
+        v.push(switch(t + 5_000 + work(p), PID, 0, 1, None));
+    }
+    v
+}
+
+#[test]
+fn slow_cpus_run_the_pelt_clock_slower_on_the_trace_clock() {
+    // pelt-reference §7: 4 ms of full-capacity work every 16 ms peaks at
+    // util 288 whatever the frequency or capacity it ran at. The work takes
+    // 4 ms × 1024 / speed of wall time; the PELT clock advances 4 ms while
+    // the CPU is busy and catches up when it goes idle.
+    let max_khz: u32 = 2_048_000;
+    let peak = |m: Metadata, khz: Option<u64>, wall: u64| {
+        let (s, rows) = run_on(&on_trace_clock(150, khz, |_| wall), &Options::default(), m);
+        assert_eq!(s.clock, "ktime");
+        *util(&rows, "switch_out", 1_800 * MS).iter().max().unwrap()
+    };
+    let with = |capacity: u32, max: Option<u32>| Metadata {
+        cpu_capacity: vec![capacity],
+        cpu_max_freq_khz: max.into_iter().collect(),
+        ..meta(PeltMode::Off)
+    };
+    for freq in [1024u64, 768, 512] {
+        let wall = 4 * MS * 1024 / freq;
+        let p = peak(
+            with(1024, Some(max_khz)),
+            Some(max_khz as u64 * freq / 1024),
+            wall,
+        );
+        assert!(p.abs_diff(288) <= 1, "freq {freq}: peak {p}");
+    }
+    // A CPU of half the capacity at full frequency.
+    let p = peak(with(512, Some(max_khz)), Some(max_khz as u64), 8 * MS);
+    assert!(p.abs_diff(288) <= 1, "capacity 512: peak {p}");
+    // Without the maximum frequency the scale is unknown: 8 ms of 16 is
+    // then a 50 % duty cycle (554 at dequeue), and the summary says so.
+    let (s, rows) = run_on(
+        &on_trace_clock(150, Some(max_khz as u64 / 2), |_| 8 * MS),
+        &Options::default(),
+        with(1024, None),
+    );
+    let p = *util(&rows, "switch_out", 1_800 * MS).iter().max().unwrap();
+    assert!(p.abs_diff(554) <= 1, "unscaled: peak {p}");
+    assert!(s.invariance.is_empty(), "{:?}", s.invariance);
+    assert_eq!(s.unscaled_frequency_records, 1);
+}
+
+#[test]
+fn a_saturated_slow_cpu_loses_its_idle_time() {
+    // 1 s of work at half speed (500 ms of PELT time: the run-queue
+    // saturates), then 100 ms of sleep. Going idle, a saturated CPU's PELT
+    // clock does not catch up (the 500 ms it lagged are lost idle time): the
+    // sleep decays util_avg from ~1024 by 100 ms only (§7: 129), where
+    // catching up would decay it by 600 ms (to 0).
+    let recs = on_trace_clock(
+        2,
+        Some(500_000),
+        |p| if p == 0 { 1_000 * MS } else { 50_000 },
+    );
+    // The second period starts 16 ms after the first: move it 100 ms after
+    // the end of the first run.
+    let recs: Vec<Record> = recs
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut r)| {
+            if i >= 4 {
+                match &mut r {
+                    Record::Wakeup(w) => w.ts += 1_084 * MS,
+                    Record::Switch(s) => s.ts += 1_084 * MS,
+                    _ => {}
+                }
+            }
+            r
+        })
+        .collect();
+    let m = Metadata {
+        cpu_max_freq_khz: vec![1_000_000],
+        ..meta(PeltMode::Off)
+    };
+    let (s, rows) = run_on(&recs, &Options::default(), m);
+    assert_eq!(s.invariance, ["frequency"]);
+    let u = util(&rows, "switch_out", 0);
+    assert_eq!(u.len(), 2, "{u:?}");
+    assert!(u[0] >= 1022, "after 1 s at half speed: {}", u[0]);
+    assert!(
+        (127..=132).contains(&u[1]),
+        "after 100 ms of sleep: {}",
+        u[1]
+    );
 }

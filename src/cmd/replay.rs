@@ -175,6 +175,18 @@ fn print_summary(file: &std::path::Path, s: &Summary) {
         s.tasks,
         s.skipped_tasks
     );
+    if !s.invariance.is_empty() {
+        println!(
+            "PELT clocks scaled by CPU {} (between the kernel's timestamps, or throughout on the trace clock)",
+            s.invariance.join(" and ")
+        );
+    }
+    if s.unscaled_frequency_records > 0 {
+        println!(
+            "warning: {} cpu_frequency records not applied: the trace header lacks those CPUs' maximum frequency",
+            s.unscaled_frequency_records
+        );
+    }
     let mut ex: Vec<_> = s.excluded.iter().collect();
     ex.sort();
     let ex: Vec<String> = ex.iter().map(|(k, v)| format!("{k} {v}")).collect();

@@ -1,0 +1,272 @@
+//! Each CPU's PELT clock (`rq_clock_pelt()`, kernel/sched/pelt.h) as the
+//! replay maps the trace clock onto it.
+//!
+//! With `--clock pelt` the kernel's own timestamps (`last_update_time` at
+//! switches and wakeups) measure the offset between the two clocks; with
+//! `--clock ktime` nothing does. Between measurements, and with `ktime`
+//! throughout, each CPU's clock advances as the kernel advances
+//! `rq->clock_pelt`: while the CPU is busy, by the elapsed time scaled by
+//! the CPU's capacity and current frequency (work done on a small or slow
+//! CPU counts for what it would have taken at full speed); when the CPU
+//! goes idle it catches up with the task clock, unless the run-queue was
+//! saturated, in which case the time it never had goes to
+//! `lost_idle_time`. On a CPU at full capacity and frequency (no
+//! capacities below 1024 in the header, no `cpu_frequency` records) the
+//! PELT clock runs at the trace clock's pace and nothing here changes a
+//! replay.
+//!
+//! What is estimated: the trace clock stands for `clock_task` (which
+//! excludes IRQ and steal time), a frequency holds from its
+//! `cpu_frequency` record on (the kernel's scale on x86 comes from
+//! APERF/MPERF at each tick, on arm64 from cpufreq as recorded), and the
+//! run-queue's utilisation that decides whether idle time is lost is that
+//! of "some task runs on this CPU" (the kernel sums its fair, RT and
+//! deadline utilisation, which also includes what migrating tasks bring).
+
+use crate::pelt::{cap_scale, update_load_sum, RqClockPelt, SchedAvg, SCHED_CAPACITY_SCALE};
+
+/// How fast a CPU's PELT clock runs while it is busy: its capacity and
+/// its current frequency scale, both out of 1024.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Speed {
+    pub capacity: u16,
+    pub freq_scale: u16,
+}
+
+impl Speed {
+    pub const FULL: Speed = Speed {
+        capacity: SCHED_CAPACITY_SCALE as u16,
+        freq_scale: SCHED_CAPACITY_SCALE as u16,
+    };
+
+    /// The PELT time that passes in `delta` of busy time (as
+    /// `update_rq_clock_pelt()` scales it).
+    pub fn scale(self, delta: u64) -> u64 {
+        cap_scale(
+            cap_scale(delta, self.capacity as u64),
+            self.freq_scale as u64,
+        )
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Cpu {
+    /// `clock_task` is the trace time of the last advance.
+    clk: RqClockPelt,
+    /// The kernel's PELT time − `clk.now()`, as last measured (0 on the
+    /// trace clock).
+    shift: i64,
+    /// The trace time of the last measurement (None: never measured).
+    measured_ts: Option<u64>,
+    busy: bool,
+    speed: Speed,
+    /// "Some task runs on this CPU" as a PELT signal: stands for the
+    /// run-queue's util_sum when the CPU goes idle.
+    rq: SchedAvg,
+}
+
+/// The PELT clocks of a trace's CPUs.
+#[derive(Clone, Debug)]
+pub struct Clocks {
+    cpus: Vec<Cpu>,
+    max_freq_khz: Vec<u32>,
+    /// A `cpu_frequency` record changed a CPU's speed.
+    pub frequency_applied: bool,
+    /// `cpu_frequency` records for CPUs whose maximum frequency the header
+    /// does not give (their scale is unknown: left at 1024).
+    pub frequency_unscaled: u64,
+}
+
+impl Clocks {
+    /// Clocks of CPUs of these capacities (out of 1024) and maximum
+    /// frequencies (kHz; missing or 0: unknown).
+    pub fn new(capacities: &[u64], max_freq_khz: &[u32]) -> Clocks {
+        Clocks {
+            cpus: capacities
+                .iter()
+                .map(|&c| Cpu {
+                    clk: RqClockPelt::default(),
+                    shift: 0,
+                    measured_ts: None,
+                    busy: false,
+                    speed: Speed {
+                        capacity: c.clamp(1, SCHED_CAPACITY_SCALE) as u16,
+                        ..Speed::FULL
+                    },
+                    rq: SchedAvg::default(),
+                })
+                .collect(),
+            max_freq_khz: max_freq_khz.to_vec(),
+            frequency_applied: false,
+            frequency_unscaled: 0,
+        }
+    }
+
+    /// Whether some CPU has less than full capacity.
+    pub fn capacity_applied(&self) -> bool {
+        self.cpus
+            .iter()
+            .any(|c| (c.speed.capacity as u64) < SCHED_CAPACITY_SCALE)
+    }
+
+    /// Advances `cpu`'s clock to trace time `ts` (busy or idle as it was).
+    pub fn advance(&mut self, cpu: u32, ts: u64) {
+        let Some(c) = self.cpus.get_mut(cpu as usize) else {
+            return;
+        };
+        let delta = ts.saturating_sub(c.clk.clock_task);
+        if delta == 0 {
+            return;
+        }
+        c.clk.update(
+            delta,
+            !c.busy,
+            c.speed.capacity as u64,
+            c.speed.freq_scale as u64,
+        );
+        update_load_sum(c.clk.now(), &mut c.rq, 1, c.busy as u64, c.busy);
+    }
+
+    /// The CPU starts or stops running tasks (at its last advance). Going
+    /// idle applies `update_idle_rq_clock_pelt()`.
+    pub fn set_busy(&mut self, cpu: u32, busy: bool) {
+        let Some(c) = self.cpus.get_mut(cpu as usize) else {
+            return;
+        };
+        if c.busy && !busy {
+            c.clk.go_idle(c.rq.util_sum);
+        }
+        c.busy = busy;
+    }
+
+    /// Every CPU's state is unknown (lost events): taken as idle, without
+    /// the idle rule.
+    pub fn forget_busy(&mut self) {
+        for c in &mut self.cpus {
+            c.busy = false;
+        }
+    }
+
+    /// `cpu_frequency`: `cpu` runs at `khz` from its last advance on.
+    pub fn set_freq(&mut self, cpu: u32, khz: u64) {
+        let Some(c) = self.cpus.get_mut(cpu as usize) else {
+            return;
+        };
+        match self.max_freq_khz.get(cpu as usize).copied() {
+            Some(max) if max > 0 => {
+                // arch_set_freq_scale(): cur << SCHED_CAPACITY_SHIFT / max.
+                let scale = (khz.saturating_mul(SCHED_CAPACITY_SCALE) / max as u64)
+                    .clamp(1, SCHED_CAPACITY_SCALE);
+                c.speed.freq_scale = scale as u16;
+                self.frequency_applied = true;
+            }
+            _ => self.frequency_unscaled += 1,
+        }
+    }
+
+    /// The kernel's PELT clock read `lut` on `cpu` at trace time `ts` (its
+    /// clock advanced to `ts` first).
+    pub fn measure(&mut self, cpu: u32, ts: u64, lut: u64) {
+        self.advance(cpu, ts);
+        let Some(c) = self.cpus.get_mut(cpu as usize) else {
+            return;
+        };
+        c.shift = (lut as i64).wrapping_sub(c.clk.now() as i64);
+        c.measured_ts = Some(ts);
+    }
+
+    fn own_off(c: &Cpu) -> i64 {
+        (c.clk.clock_task as i64)
+            .wrapping_sub(c.clk.now() as i64)
+            .wrapping_sub(c.shift)
+    }
+
+    /// Trace clock − PELT clock on `cpu` at its last advance. A CPU whose
+    /// clock was never measured borrows the first measured CPU's offset
+    /// (on the trace clock, where nothing is measured, each CPU has its
+    /// own).
+    pub fn off(&self, cpu: u32) -> i64 {
+        let measured = |c: &&Cpu| c.measured_ts.is_some();
+        match self.cpus.get(cpu as usize) {
+            Some(c) if c.measured_ts.is_some() || !self.cpus.iter().any(|c| measured(&c)) => {
+                Self::own_off(c)
+            }
+            _ => self.cpus.iter().find(measured).map_or(0, Self::own_off),
+        }
+    }
+
+    /// The trace time `cpu`'s offset was last measured at (0: never).
+    pub fn measured_ts(&self, cpu: u32) -> u64 {
+        self.cpus
+            .get(cpu as usize)
+            .and_then(|c| c.measured_ts)
+            .unwrap_or(0)
+    }
+
+    /// How fast `cpu`'s clock runs while busy.
+    pub fn speed(&self, cpu: u32) -> Speed {
+        self.cpus.get(cpu as usize).map_or(Speed::FULL, |c| c.speed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+
+    #[test]
+    fn at_full_speed_the_pelt_clock_is_the_trace_clock_plus_the_measured_offset() {
+        let mut c = Clocks::new(&[1024, 1024], &[]);
+        for cpu in 0..2 {
+            c.advance(cpu, 5 * MS);
+            assert_eq!(c.off(cpu), 0);
+        }
+        c.measure(0, 6 * MS, 6 * MS - 300);
+        // CPU 1, never measured, borrows CPU 0's offset.
+        assert_eq!((c.off(0), c.off(1)), (300, 300));
+        c.set_busy(0, true);
+        c.advance(0, 20 * MS);
+        c.set_busy(0, false);
+        c.advance(0, 30 * MS);
+        assert_eq!(c.off(0), 300);
+        assert_eq!(c.measured_ts(0), 6 * MS);
+        assert!(!c.capacity_applied() && !c.frequency_applied);
+    }
+
+    #[test]
+    fn a_slow_cpu_clock_lags_while_busy_and_catches_up_at_idle() {
+        let mut c = Clocks::new(&[512], &[2_000_000]);
+        c.advance(0, 10 * MS);
+        c.set_freq(0, 1_500_000); // 768 / 1024
+        assert_eq!(c.speed(0).scale(1024 * 1024), 384 * 1024);
+        c.set_busy(0, true);
+        c.advance(0, 18 * MS);
+        // 8 ms busy at capacity 512 and 3/4 speed: 3 ms of PELT time.
+        assert_eq!(c.off(0), 5 * MS as i64);
+        c.set_busy(0, false); // not saturated: the 5 ms are idle time
+        assert_eq!(c.off(0), 0);
+        assert!(c.capacity_applied() && c.frequency_applied);
+    }
+
+    #[test]
+    fn a_saturated_cpu_loses_the_time_it_never_had() {
+        let mut c = Clocks::new(&[1024], &[1_000_000]);
+        c.advance(0, MS);
+        c.set_freq(0, 500_000);
+        c.set_busy(0, true);
+        c.advance(0, 1001 * MS); // 1 s at half speed: saturated
+        c.set_busy(0, false);
+        assert_eq!(c.off(0), 500 * MS as i64);
+        c.advance(0, 1100 * MS);
+        assert_eq!(c.off(0), 500 * MS as i64);
+    }
+
+    #[test]
+    fn a_frequency_without_the_maximum_is_not_applied() {
+        let mut c = Clocks::new(&[1024], &[]);
+        c.set_freq(0, 800_000);
+        assert_eq!(c.speed(0), Speed::FULL);
+        assert_eq!((c.frequency_applied, c.frequency_unscaled), (false, 1));
+    }
+}
