@@ -140,6 +140,18 @@ pub fn clock_ns(clock: libc::clockid_t) -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// The current frequency (kHz) of each of `cpus` that has cpufreq.
+pub fn current_freqs_khz(cpus: &[u32]) -> Vec<(u32, u64)> {
+    cpus.iter()
+        .filter_map(|&c| {
+            let f = read(&format!(
+                "/sys/devices/system/cpu/cpu{c}/cpufreq/scaling_cur_freq"
+            ))?;
+            Some((c, f.parse().ok()?))
+        })
+        .collect()
+}
+
 /// The header metadata, except counters and PELT mode (the recorder's).
 pub fn metadata(nr_cpus: u32, pelt: PeltMode, command_line: Vec<String>) -> Metadata {
     let release = kernel_release();

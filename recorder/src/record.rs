@@ -476,6 +476,18 @@ pub fn record(opts: &Options) -> Result<Summary, Error> {
         bad_bytes: 0,
         failed: None,
     }));
+    // cpufreq only reports changes: each selected CPU's frequency as the
+    // recording starts (the programs are attached, so a change from here
+    // on follows this record), for replays that scale the PELT clock.
+    let now = host::clock_ns(libc::CLOCK_MONOTONIC);
+    for (cpu, freq_khz) in host::current_freqs_khz(&cpus) {
+        sink.borrow_mut().push(&Record::CpuFreq(fmt::CpuFreq {
+            ts: now,
+            cpu,
+            target_cpu: cpu,
+            freq_khz,
+        }));
+    }
 
     let mut rbb = RingBufferBuilder::new();
     {
