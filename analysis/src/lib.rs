@@ -8,6 +8,7 @@ pub mod analyze;
 pub mod dynamics;
 pub mod findings;
 pub mod frames;
+pub mod plot;
 pub mod report;
 pub mod tables;
 

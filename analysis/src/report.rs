@@ -8,6 +8,7 @@ use crate::analyze::{ClassStats, ErrorCorrelation, TaskStats};
 use crate::dynamics::{
     smooth, task_grids, ClassDynamics, Dynamics, Grid, BAND_MIN, BAND_REL, BIN_NS, PERIOD_NS,
 };
+use crate::plot::{self, Series, Span};
 use crate::tables::Tables;
 
 /// What the report shows besides the tables.
@@ -29,87 +30,8 @@ pub struct Context<'a> {
 /// Demand (util units) below which a class is not summarised in words.
 const MIN_DEMAND: f64 = 10.24;
 
-/// One series of a [`line_chart`]: name, colour, dashed, points.
-type Series = (String, &'static str, bool, Vec<(f64, f64)>);
-
-/// A line chart over `x` (with `xunit` on the axis) and `y` ranges, with
-/// horizontal reference lines.
-fn line_chart(
-    series: &[Series],
-    x: (f64, f64),
-    y: (f64, f64),
-    xunit: &str,
-    hlines: &[(f64, String)],
-) -> String {
-    let (w, h, ml, mb, mt, mr) = (900.0, 240.0, 50.0, 30.0, 24.0, 10.0);
-    let px = |v: f64| ml + (v - x.0) / (x.1 - x.0).max(1e-9) * (w - ml - mr);
-    let py = |v: f64| {
-        mt + (1.0 - ((v - y.0) / (y.1 - y.0).max(1e-9)).clamp(-0.02, 1.02)) * (h - mt - mb)
-    };
-    let mut svg = String::new();
-    let _ = write!(
-        svg,
-        r#"<svg viewBox="0 0 {w} {h}" width="{w}" height="{h}" xmlns="http://www.w3.org/2000/svg" font-size="11">"#
-    );
-    for k in 0..=4 {
-        let v = y.0 + (y.1 - y.0) * k as f64 / 4.0;
-        let yy = py(v);
-        let _ = write!(
-            svg,
-            r##"<line x1="{ml}" x2="{}" y1="{yy:.1}" y2="{yy:.1}" stroke="#eee"/><text x="{}" y="{:.1}" text-anchor="end">{v:.0}</text>"##,
-            w - mr,
-            ml - 4.0,
-            yy + 4.0
-        );
-        let xv = x.0 + (x.1 - x.0) * k as f64 / 4.0;
-        let _ = write!(
-            svg,
-            r#"<text x="{:.1}" y="{}" text-anchor="{}">{xv:.0} {xunit}</text>"#,
-            px(xv),
-            h - 8.0,
-            // The last label ends at the plot's edge instead of past it.
-            if k == 4 { "end" } else { "middle" }
-        );
-    }
-    for (v, label) in hlines {
-        let yy = py(*v);
-        let _ = write!(
-            svg,
-            r##"<line x1="{ml}" x2="{}" y1="{yy:.1}" y2="{yy:.1}" stroke="#999" stroke-dasharray="2,3"/><text x="{}" y="{:.1}" text-anchor="end" fill="#777">{}</text>"##,
-            w - mr,
-            w - mr - 2.0,
-            yy - 3.0,
-            esc(label)
-        );
-    }
-    for (k, (name, color, dashed, pts)) in series.iter().enumerate() {
-        let p: Vec<String> = pts
-            .iter()
-            .filter(|(a, b)| a.is_finite() && b.is_finite())
-            .map(|&(a, b)| format!("{:.1},{:.1}", px(a), py(b)))
-            .collect();
-        let dash = if *dashed {
-            r#" stroke-dasharray="6,4""#
-        } else {
-            ""
-        };
-        let _ = write!(
-            svg,
-            r#"<polyline fill="none" stroke="{color}" stroke-width="1.3"{dash} points="{}"/>"#,
-            p.join(" ")
-        );
-        if !name.is_empty() {
-            let _ = write!(
-                svg,
-                r#"<text x="{}" y="14" fill="{color}">{}</text>"#,
-                ml + 6.0 + 150.0 * k as f64,
-                esc(name)
-            );
-        }
-    }
-    svg.push_str("</svg>");
-    svg
-}
+/// The charts are [`plot`]'s; line charts are this tall (px).
+const CHART_HEIGHT: u32 = 240;
 
 /// A per-slice counter ratio over time for the busiest tasks (`None`
 /// when no slice of theirs has it): IPC or effective GHz.
@@ -147,12 +69,13 @@ fn counter_chart(t: &Tables, top: &[(u32, String)], ghz: bool) -> Option<String>
     if series.is_empty() {
         return None;
     }
-    Some(line_chart(
+    Some(plot::line_chart(
         &series,
         (0.0, span_ms.max(1.0)),
         (0.0, (ymax * 1.1).max(0.1)),
         "ms",
         &[],
+        CHART_HEIGHT,
     ))
 }
 
@@ -188,12 +111,13 @@ fn ramp_up_chart(t: &Tables, d: &Dynamics, g: &Grid) -> String {
         })
         .collect();
     series.push(("PELT from 0".into(), COLORS[1], true, theory));
-    line_chart(
+    plot::line_chart(
         &series,
         (0.0, horizon),
         (0.0, 120.0),
         "ms",
         &[(80.0, "80 %".into()), (95.0, "95 %".into())],
+        CHART_HEIGHT,
     )
 }
 
@@ -217,7 +141,7 @@ fn change_chart(t: &Tables, d: &Dynamics, g: &Grid, k: usize, window_ms: u64) ->
             .collect()
     };
     let band = (BAND_REL * c.to).max(BAND_MIN);
-    line_chart(
+    plot::line_chart(
         &[
             ("measured".into(), COLORS[2], false, pts(&sr)),
             ("util_avg".into(), COLORS[0], false, pts(&su)),
@@ -230,8 +154,12 @@ fn change_chart(t: &Tables, d: &Dynamics, g: &Grid, k: usize, window_ms: u64) ->
             (c.to + band, format!("new level {:.0} ± {band:.0}", c.to)),
             (c.to - band, String::new()),
         ],
+        CHART_HEIGHT,
     )
 }
+
+/// The colour of tasks not in a chart's legend.
+const OTHERS: &str = "#bbbbbb";
 
 const COLORS: [&str; 8] = [
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
@@ -271,66 +199,39 @@ fn util_chart(t: &Tables, pid: u32, t0: u64, t1: u64) -> String {
             .collect();
         (name.to_string(), color, dashed, pts)
     });
-    line_chart(
+    plot::line_chart(
         &series,
         (0.0, (t1.saturating_sub(t0)).max(1) as f64 / 1e6),
         (0.0, 1024.0),
         "ms",
         &[],
+        CHART_HEIGHT,
     )
 }
 
 /// Which task ran on each CPU over the first `window` ns: one row per CPU,
 /// the busiest tasks in colour, the rest grey.
 fn cpu_timeline(t: &Tables, top: &[u32], nr_cpus: u32, window: u64) -> String {
-    let (w, row, ml) = (900.0, 22.0, 50.0);
-    let h = row * nr_cpus as f64 + 30.0;
     let t0 = t.span.0;
     let t1 = (t0 + window).min(t.span.1).max(t0 + 1);
-    let x = |ts: u64| ml + (ts.clamp(t0, t1) - t0) as f64 / (t1 - t0) as f64 * (w - ml - 10.0);
-    let mut svg = String::new();
-    let _ = write!(
-        svg,
-        r#"<svg viewBox="0 0 {w} {h}" width="{w}" height="{h}" xmlns="http://www.w3.org/2000/svg" font-size="11">"#
-    );
-    for c in 0..nr_cpus {
-        let _ = write!(
-            svg,
-            r#"<text x="{}" y="{}" text-anchor="end">CPU {c}</text>"#,
-            ml - 4.0,
-            row * c as f64 + 15.0
-        );
-    }
+    let ms = |ts: u64| (ts.clamp(t0, t1) - t0) as f64 / 1e6;
     let s = &t.slices;
-    for i in 0..s.pid.len() {
-        if s.end[i] < t0 || s.start[i] > t1 || s.cpu[i] >= nr_cpus {
-            continue;
-        }
-        let (a, b) = (x(s.start[i]), x(s.end[i]));
-        let color = top
-            .iter()
-            .position(|&p| p == s.pid[i])
-            .map_or("#bbb", |k| COLORS[k % COLORS.len()]);
-        let _ = write!(
-            svg,
-            r#"<rect x="{a:.2}" y="{:.1}" width="{:.2}" height="{:.1}" fill="{color}"/>"#,
-            row * s.cpu[i] as f64 + 4.0,
-            (b - a).max(0.3),
-            row - 6.0
-        );
-    }
-    let _ = write!(
-        svg,
-        r#"<text x="{ml}" y="{}">0</text><text x="{}" y="{}" text-anchor="end">{:.0} ms</text></svg>"#,
-        h - 6.0,
-        w - 10.0,
-        h - 6.0,
-        (t1 - t0) as f64 / 1e6
-    );
-    svg
+    let spans: Vec<Span> = (0..s.pid.len())
+        .filter(|&i| s.end[i] >= t0 && s.start[i] <= t1 && s.cpu[i] < nr_cpus)
+        .map(|i| {
+            let color = top
+                .iter()
+                .position(|&p| p == s.pid[i])
+                .map_or(OTHERS, |k| COLORS[k % COLORS.len()]);
+            (s.cpu[i] as usize, ms(s.start[i]), ms(s.end[i]), color)
+        })
+        .collect();
+    let rows: Vec<String> = (0..nr_cpus).map(|c| format!("CPU {c}")).collect();
+    plot::timeline(&rows, &spans, (0.0, ms(t1)), "ms")
 }
 
-/// Histogram of kernel − measured per class, in steps of 32 util units.
+/// Histogram of kernel − measured per class, in steps of 32 util units:
+/// the percentage of each class's samples per step.
 fn error_histogram(
     t: &Tables,
     classes_of: &std::collections::HashMap<u32, &'static str>,
@@ -356,49 +257,29 @@ fn error_histogram(
         let e = (k as i64 - m as i64).clamp(-512, 512);
         counts[c][((e + 512) / 32) as usize] += 1;
     }
-    let (w, h, ml, mb) = (900.0, 200.0, 50.0, 24.0);
-    let mut svg = String::new();
-    let _ = write!(
-        svg,
-        r#"<svg viewBox="0 0 {w} {h}" width="{w}" height="{h}" xmlns="http://www.w3.org/2000/svg" font-size="11">"#
-    );
-    let bw = (w - ml - 10.0) / bins as f64;
+    let mut series: Vec<Series> = vec![];
+    let mut ymax = 0f64;
     for (c, name) in classes.iter().enumerate() {
         let total: u64 = counts[c].iter().sum();
         if total == 0 {
             continue;
         }
-        let pts: Vec<String> = counts[c]
+        let pts: Vec<(f64, f64)> = counts[c]
             .iter()
             .enumerate()
-            .map(|(b, &n)| {
-                format!(
-                    "{:.1},{:.1}",
-                    ml + bw * (b as f64 + 0.5),
-                    (h - mb) - (n as f64 / total as f64) * (h - mb - 10.0)
-                )
-            })
+            .map(|(b, &n)| (b as f64 * 32.0 - 512.0, n as f64 / total as f64 * 100.0))
             .collect();
-        let _ = write!(
-            svg,
-            r#"<polyline fill="none" stroke="{}" stroke-width="1.5" points="{}"/><text x="{}" y="{}" fill="{}">{name} ({total})</text>"#,
-            COLORS[c],
-            pts.join(" "),
-            ml + 10.0 + 150.0 * c as f64,
-            14.0,
-            COLORS[c]
-        );
+        ymax = pts.iter().map(|p| p.1).fold(ymax, f64::max);
+        series.push((format!("{name} ({total})"), COLORS[c], false, pts));
     }
-    for e in [-512i64, -256, 0, 256, 512] {
-        let _ = write!(
-            svg,
-            r#"<text x="{:.1}" y="{}" text-anchor="middle">{e:+}</text>"#,
-            ml + bw * ((e + 512) as f64 / 32.0 + 0.5),
-            h - 8.0
-        );
-    }
-    svg.push_str("</svg>");
-    svg
+    plot::line_chart(
+        &series,
+        (-512.0, 512.0),
+        (0.0, (ymax * 1.1).max(1.0)),
+        "",
+        &[],
+        200,
+    )
 }
 
 /// The whole page.
@@ -625,7 +506,7 @@ td:first-child,th:first-child{{text-align:left}} pre{{background:#f6f6f6;padding
         cx.tasks.iter().map(|t| (t.pid, t.class)).collect();
     let _ = write!(
         o,
-        "<h2>Estimation error per class</h2><p class=note>Distribution of kernel util_avg − measured utilisation over the judged samples of the tasks above (fraction of samples, bins of 32).</p>"
+        "<h2>Estimation error per class</h2><p class=note>Distribution of kernel util_avg − measured utilisation over the judged samples of the tasks above (% of each class's samples, bins of 32 util units).</p>"
     );
     o.push_str(&error_histogram(t, &classes_of));
 
