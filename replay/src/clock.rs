@@ -69,6 +69,9 @@ struct Cpu {
 #[derive(Clone, Debug)]
 pub struct Clocks {
     cpus: Vec<Cpu>,
+    /// The lowest-numbered CPU whose clock was measured (the others borrow
+    /// its offset until theirs is).
+    first_measured: Option<usize>,
     max_freq_khz: Vec<u32>,
     /// A `cpu_frequency` record changed a CPU's speed.
     pub frequency_applied: bool,
@@ -96,6 +99,7 @@ impl Clocks {
                     rq: SchedAvg::default(),
                 })
                 .collect(),
+            first_measured: None,
             max_freq_khz: max_freq_khz.to_vec(),
             frequency_applied: false,
             frequency_unscaled: 0,
@@ -173,6 +177,8 @@ impl Clocks {
         };
         c.shift = (lut as i64).wrapping_sub(c.clk.now() as i64);
         c.measured_ts = Some(ts);
+        let cpu = cpu as usize;
+        self.first_measured = Some(self.first_measured.map_or(cpu, |f| f.min(cpu)));
     }
 
     fn own_off(c: &Cpu) -> i64 {
@@ -182,16 +188,15 @@ impl Clocks {
     }
 
     /// Trace clock − PELT clock on `cpu` at its last advance. A CPU whose
-    /// clock was never measured borrows the first measured CPU's offset
+    /// clock was never measured borrows the lowest-numbered measured CPU's offset
     /// (on the trace clock, where nothing is measured, each CPU has its
     /// own).
     pub fn off(&self, cpu: u32) -> i64 {
-        let measured = |c: &&Cpu| c.measured_ts.is_some();
-        match self.cpus.get(cpu as usize) {
-            Some(c) if c.measured_ts.is_some() || !self.cpus.iter().any(|c| measured(&c)) => {
-                Self::own_off(c)
-            }
-            _ => self.cpus.iter().find(measured).map_or(0, Self::own_off),
+        match (self.cpus.get(cpu as usize), self.first_measured) {
+            (Some(c), None) => Self::own_off(c),
+            (Some(c), _) if c.measured_ts.is_some() => Self::own_off(c),
+            (_, Some(f)) => Self::own_off(&self.cpus[f]),
+            (None, None) => 0,
         }
     }
 
@@ -232,6 +237,15 @@ mod tests {
         assert_eq!(c.off(0), 300);
         assert_eq!(c.measured_ts(0), 6 * MS);
         assert!(!c.capacity_applied() && !c.frequency_applied);
+    }
+
+    #[test]
+    fn an_unmeasured_cpu_borrows_the_lowest_numbered_measured_one() {
+        let mut c = Clocks::new(&[1024; 3], &[]);
+        c.measure(2, MS, MS - 200);
+        c.measure(1, 2 * MS, 2 * MS - 100);
+        c.advance(0, 3 * MS);
+        assert_eq!((c.off(0), c.off(1), c.off(2)), (100, 100, 200));
     }
 
     #[test]
