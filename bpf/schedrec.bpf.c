@@ -250,8 +250,13 @@ lost:
 static __always_inline void pcb_commit(struct pcb_res *res)
 {
 #if defined(__TARGET_ARCH_x86)
-	/* A locked add: a full barrier, the record's stores come first. */
-	__sync_fetch_and_add(&res->pos->head, res->advance);
+	/* x86 keeps stores in order (TSO), and only this CPU's program writes
+	 * `head` (pcb_busy keeps a nested one out): a plain store after the
+	 * record's, kept after them by the compiler barrier, publishes it. A
+	 * locked add would also wait for the record's stores to leave the
+	 * store buffer (cache misses in a buffer the reader emptied) first. */
+	asm volatile("" ::: "memory");
+	*(volatile u64 *)&res->pos->head = res->pos->head + res->advance;
 #else
 	/* Elsewhere only the fetching form of the atomic add is fully ordered
 	 * (the plain one is relaxed on arm64 and riscv): its result is used.

@@ -156,7 +156,9 @@ struct sr_freq {
  * bytes of records each, plus slack the verifier needs for its bounds), and
  * one `sr_pos` in `pcb_pos`. Positions count bytes since the start. The
  * CPU's program writes a record at `head`, then publishes it by advancing
- * `head` atomically; the reader consumes up to `head` and then advances
+ * `head` (one aligned 8-byte store after the record's on x86, whose stores
+ * stay in order; a fully ordered atomic add elsewhere); the reader loads
+ * `head` with acquire ordering, consumes up to it and then advances
  * `tail`. A record never straddles two chunks: where the next one does not
  * fit, the producer skips to the next chunk, leaving an SR_EV_PAD header
  * when at least a header's room is left. A record that does not fit

@@ -101,7 +101,8 @@ impl PerCpuBuffers {
     fn word(&self, cpu: usize, offset: usize) -> &AtomicU64 {
         debug_assert!(cpu < self.cpus);
         // SAFETY: `pos` maps `cpus` 128-byte, 8-aligned sr_pos values; the
-        // kernel's program updates `head` atomically, we alone write `tail`.
+        // kernel's program alone writes `head` (one aligned 8-byte store or
+        // atomic add: never torn), we alone write `tail`.
         unsafe { AtomicU64::from_ptr(self.pos.ptr.add(cpu * POS_SIZE + offset) as *mut u64) }
     }
 
