@@ -183,7 +183,8 @@ static __always_inline void submit(void *e, u64 size, struct sr_cpu *st)
 struct pcb_res {
 	struct sr_pos *pos;
 	struct sr_cpu *st;
-	u64 advance; /* skipped bytes + the record */
+	u64 advance;  /* skipped bytes + the record */
+	u64 new_head; /* `head` once the record is published */
 };
 
 /*
@@ -240,6 +241,7 @@ static __always_inline void *pcb_reserve(u32 cpu, u32 size, struct pcb_res *res,
 	res->pos = pos;
 	res->st = st;
 	res->advance = skip + size;
+	res->new_head = head + size;
 	return &c->data[off & (SR_PCB_CHUNK - 1)];
 lost:
 	st->pcb_busy = 0;
@@ -256,7 +258,10 @@ static __always_inline void pcb_commit(struct pcb_res *res)
 	 * locked add would also wait for the record's stores to leave the
 	 * store buffer (cache misses in a buffer the reader emptied) first. */
 	asm volatile("" ::: "memory");
-	*(volatile u64 *)&res->pos->head = res->pos->head + res->advance;
+	*(volatile u64 *)&res->pos->head = res->new_head;
+	/* Not busy only once published: a nested record that came in between
+	 * would take the same room. */
+	asm volatile("" ::: "memory");
 #else
 	/* Elsewhere only the fetching form of the atomic add is fully ordered
 	 * (the plain one is relaxed on arm64 and riscv): its result is used.
