@@ -89,8 +89,8 @@ fn frame<'a, 'b>(
 }
 
 /// A line chart over the `x` and `y` ranges, `xunit` after the x labels,
-/// with horizontal reference lines (value, label). Points outside `y` are
-/// drawn at its edge; non-finite points are left out.
+/// with horizontal reference lines (value, label). Points and reference
+/// lines outside `y` are drawn at its edge; non-finite points are left out.
 pub fn line_chart(
     series: &[Series],
     x: (f64, f64),
@@ -118,6 +118,7 @@ pub fn line_chart(
             ))?;
         }
         for (v, label) in hlines {
+            let v = &v.clamp(y.0, y.1);
             let style = ShapeStyle::from(RGBColor(0x99, 0x99, 0x99)).stroke_width(1);
             chart.draw_series(DashedLineSeries::new([(x.0, *v), (x.1, *v)], 2, 3, style))?;
             if !label.is_empty() {
