@@ -478,7 +478,8 @@ pub fn record(opts: &Options) -> Result<Summary, Error> {
     }));
     // cpufreq only reports changes: each selected CPU's frequency as the
     // recording starts (the programs are attached, so a change from here
-    // on follows this record), for replays that scale the PELT clock.
+    // on follows this record), for replays that scale the PELT clock. (On
+    // older x86 kernels reading scaling_cur_freq interrupts the CPU once.)
     let now = host::clock_ns(libc::CLOCK_MONOTONIC);
     for (cpu, freq_khz) in host::current_freqs_khz(&cpus) {
         sink.borrow_mut().push(&Record::CpuFreq(fmt::CpuFreq {

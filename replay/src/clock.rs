@@ -15,13 +15,21 @@
 //! PELT clock runs at the trace clock's pace and nothing here changes a
 //! replay.
 //!
+//! Frequency scaling is opt-in (`--freq-invariance`): the kernel takes its
+//! frequency scale from cpufreq (the frequency set over the maximum) only
+//! on architectures without counters for it — arm64 without activity
+//! monitors, for one. x86 derives it from APERF/MPERF at each tick (and
+//! `cpu_frequency` often never fires there), arm64 with activity monitors
+//! from those; a trace does not say which the recorded kernel used.
+//!
 //! What is estimated: the trace clock stands for `clock_task` (which
-//! excludes IRQ and steal time), a frequency holds from its
-//! `cpu_frequency` record on (the kernel's scale on x86 comes from
-//! APERF/MPERF at each tick, on arm64 from cpufreq as recorded), and the
-//! run-queue's utilisation that decides whether idle time is lost is that
-//! of "some task runs on this CPU" (the kernel sums its fair, RT and
-//! deadline utilisation, which also includes what migrating tasks bring).
+//! excludes IRQ and steal time); a frequency holds from its
+//! `cpu_frequency` record on, and the ticks of a slice are mapped at the
+//! speed in effect at its end; the maximum is `cpuinfo_max_freq` (kernels
+//! since v6.7 may divide by another reference); and the run-queue's
+//! utilisation that decides whether idle time is lost is that of "some
+//! task runs on this CPU" (the kernel sums its fair, RT and deadline
+//! utilisation, which also includes what migrating tasks bring).
 
 use crate::pelt::{cap_scale, update_load_sum, RqClockPelt, SchedAvg, SCHED_CAPACITY_SCALE};
 
@@ -73,17 +81,20 @@ pub struct Clocks {
     /// its offset until theirs is).
     first_measured: Option<usize>,
     max_freq_khz: Vec<u32>,
-    /// A `cpu_frequency` record changed a CPU's speed.
+    /// Whether `cpu_frequency` records scale the clocks.
+    use_frequency: bool,
+    /// A `cpu_frequency` record set a CPU below full speed.
     pub frequency_applied: bool,
-    /// `cpu_frequency` records for CPUs whose maximum frequency the header
-    /// does not give (their scale is unknown: left at 1024).
+    /// `cpu_frequency` records not applied: frequency scaling is off, or
+    /// the header does not give the CPU's maximum frequency.
     pub frequency_unscaled: u64,
 }
 
 impl Clocks {
     /// Clocks of CPUs of these capacities (out of 1024) and maximum
-    /// frequencies (kHz; missing or 0: unknown).
-    pub fn new(capacities: &[u64], max_freq_khz: &[u32]) -> Clocks {
+    /// frequencies (kHz; missing or 0: unknown), scaled by `cpu_frequency`
+    /// records when `use_frequency`.
+    pub fn new(capacities: &[u64], max_freq_khz: &[u32], use_frequency: bool) -> Clocks {
         Clocks {
             cpus: capacities
                 .iter()
@@ -101,6 +112,7 @@ impl Clocks {
                 .collect(),
             first_measured: None,
             max_freq_khz: max_freq_khz.to_vec(),
+            use_frequency,
             frequency_applied: false,
             frequency_unscaled: 0,
         }
@@ -143,11 +155,13 @@ impl Clocks {
         c.busy = busy;
     }
 
-    /// Every CPU's state is unknown (lost events): taken as idle, without
+    /// Every CPU's state is unknown from trace time `ts` on (lost
+    /// events): advanced to `ts` as they were, then taken as idle, without
     /// the idle rule.
-    pub fn forget_busy(&mut self) {
-        for c in &mut self.cpus {
-            c.busy = false;
+    pub fn forget_busy(&mut self, ts: u64) {
+        for cpu in 0..self.cpus.len() {
+            self.advance(cpu as u32, ts);
+            self.cpus[cpu].busy = false;
         }
     }
 
@@ -157,12 +171,12 @@ impl Clocks {
             return;
         };
         match self.max_freq_khz.get(cpu as usize).copied() {
-            Some(max) if max > 0 => {
+            Some(max) if max > 0 && self.use_frequency => {
                 // arch_set_freq_scale(): cur << SCHED_CAPACITY_SHIFT / max.
                 let scale = (khz.saturating_mul(SCHED_CAPACITY_SCALE) / max as u64)
                     .clamp(1, SCHED_CAPACITY_SCALE);
                 c.speed.freq_scale = scale as u16;
-                self.frequency_applied = true;
+                self.frequency_applied |= scale < SCHED_CAPACITY_SCALE;
             }
             _ => self.frequency_unscaled += 1,
         }
@@ -181,23 +195,25 @@ impl Clocks {
         self.first_measured = Some(self.first_measured.map_or(cpu, |f| f.min(cpu)));
     }
 
-    fn own_off(c: &Cpu) -> i64 {
-        (c.clk.clock_task as i64)
-            .wrapping_sub(c.clk.now() as i64)
-            .wrapping_sub(c.shift)
+    /// How far `c`'s PELT clock lags its task clock (busy time not yet
+    /// caught up, and lost idle time).
+    fn lag(c: &Cpu) -> i64 {
+        (c.clk.clock_task as i64).wrapping_sub(c.clk.now() as i64)
     }
 
-    /// Trace clock − PELT clock on `cpu` at its last advance. A CPU whose
-    /// clock was never measured borrows the lowest-numbered measured CPU's offset
-    /// (on the trace clock, where nothing is measured, each CPU has its
-    /// own).
+    /// Trace clock − PELT clock on `cpu` at its last advance: its own lag
+    /// and the offset measured on it. A CPU whose clock was never measured
+    /// borrows the lowest-numbered measured CPU's measured offset, with its
+    /// own lag (on the trace clock, where nothing is measured, that is all).
     pub fn off(&self, cpu: u32) -> i64 {
-        match (self.cpus.get(cpu as usize), self.first_measured) {
-            (Some(c), None) => Self::own_off(c),
-            (Some(c), _) if c.measured_ts.is_some() => Self::own_off(c),
-            (_, Some(f)) => Self::own_off(&self.cpus[f]),
-            (None, None) => 0,
-        }
+        let Some(c) = self.cpus.get(cpu as usize) else {
+            return self.first_measured.map_or(0, |f| -self.cpus[f].shift);
+        };
+        let shift = match (c.measured_ts, self.first_measured) {
+            (Some(_), _) | (None, None) => c.shift,
+            (None, Some(f)) => self.cpus[f].shift,
+        };
+        Self::lag(c).wrapping_sub(shift)
     }
 
     /// The trace time `cpu`'s offset was last measured at (0: never).
@@ -222,7 +238,7 @@ mod tests {
 
     #[test]
     fn at_full_speed_the_pelt_clock_is_the_trace_clock_plus_the_measured_offset() {
-        let mut c = Clocks::new(&[1024, 1024], &[]);
+        let mut c = Clocks::new(&[1024, 1024], &[], true);
         for cpu in 0..2 {
             c.advance(cpu, 5 * MS);
             assert_eq!(c.off(cpu), 0);
@@ -241,7 +257,7 @@ mod tests {
 
     #[test]
     fn an_unmeasured_cpu_borrows_the_lowest_numbered_measured_one() {
-        let mut c = Clocks::new(&[1024; 3], &[]);
+        let mut c = Clocks::new(&[1024; 3], &[], true);
         c.measure(2, MS, MS - 200);
         c.measure(1, 2 * MS, 2 * MS - 100);
         c.advance(0, 3 * MS);
@@ -250,7 +266,7 @@ mod tests {
 
     #[test]
     fn a_slow_cpu_clock_lags_while_busy_and_catches_up_at_idle() {
-        let mut c = Clocks::new(&[512], &[2_000_000]);
+        let mut c = Clocks::new(&[512], &[2_000_000], true);
         c.advance(0, 10 * MS);
         c.set_freq(0, 1_500_000); // 768 / 1024
         assert_eq!(c.speed(0).scale(1024 * 1024), 384 * 1024);
@@ -265,7 +281,7 @@ mod tests {
 
     #[test]
     fn a_saturated_cpu_loses_the_time_it_never_had() {
-        let mut c = Clocks::new(&[1024], &[1_000_000]);
+        let mut c = Clocks::new(&[1024], &[1_000_000], true);
         c.advance(0, MS);
         c.set_freq(0, 500_000);
         c.set_busy(0, true);
@@ -277,10 +293,49 @@ mod tests {
     }
 
     #[test]
-    fn a_frequency_without_the_maximum_is_not_applied() {
-        let mut c = Clocks::new(&[1024], &[]);
+    fn a_frequency_is_applied_only_when_asked_and_with_the_maximum() {
+        let mut c = Clocks::new(&[1024], &[], true);
         c.set_freq(0, 800_000);
         assert_eq!(c.speed(0), Speed::FULL);
         assert_eq!((c.frequency_applied, c.frequency_unscaled), (false, 1));
+        let mut c = Clocks::new(&[1024], &[1_000_000], false);
+        c.set_freq(0, 800_000);
+        assert_eq!(c.speed(0), Speed::FULL);
+        assert_eq!((c.frequency_applied, c.frequency_unscaled), (false, 1));
+        // At the maximum: applied, but nothing was slowed down.
+        let mut c = Clocks::new(&[1024], &[1_000_000], true);
+        c.set_freq(0, 1_000_000);
+        assert_eq!((c.frequency_applied, c.frequency_unscaled), (false, 0));
+        c.set_freq(0, 500_000);
+        assert_eq!(c.speed(0).freq_scale, 512);
+        assert!(c.frequency_applied);
+    }
+
+    #[test]
+    fn a_borrowed_offset_does_not_carry_the_lenders_lag() {
+        // CPU 0, measured, lost 500 ms of idle time at half speed; CPU 1,
+        // never measured and always idle, borrows CPU 0's measured offset
+        // (300 ns), not its lag.
+        let mut c = Clocks::new(&[1024, 1024], &[1_000_000, 1_000_000], true);
+        c.measure(0, MS, MS - 300);
+        c.set_freq(0, 500_000);
+        c.set_busy(0, true);
+        c.advance(0, 1001 * MS);
+        c.set_busy(0, false);
+        c.advance(1, 1001 * MS);
+        assert_eq!(c.off(0), 500 * MS as i64 + 300);
+        assert_eq!(c.off(1), 300);
+    }
+
+    #[test]
+    fn lost_events_end_busy_time_where_they_start() {
+        let mut c = Clocks::new(&[1024], &[1_000_000], true);
+        c.advance(0, MS);
+        c.set_freq(0, 500_000);
+        c.set_busy(0, true);
+        c.forget_busy(11 * MS); // busy at half speed until the loss
+        assert_eq!(c.off(0), 5 * MS as i64);
+        c.advance(0, 21 * MS); // idle after it: the clock catches up
+        assert_eq!(c.off(0), 0);
     }
 }

@@ -58,6 +58,10 @@ pub struct Options {
     /// `--pelt switch` (drop sums, next's values and the update streams), to
     /// measure what the extra data buys.
     pub as_switch: bool,
+    /// Scale each CPU's PELT clock by the `cpu_frequency` records
+    /// (`--freq-invariance`: for kernels that take their frequency scale
+    /// from cpufreq; see [`crate::clock`]).
+    pub freq_invariance: bool,
     /// Window of the measured utilisation.
     pub measured_window_ns: u64,
     /// Records per parallel batch.
@@ -78,6 +82,7 @@ impl Default for Options {
             ktime: false,
             init_zero: false,
             as_switch: false,
+            freq_invariance: false,
             measured_window_ns: 32_000_000,
             batch: 1 << 16,
             top: 10,
@@ -132,10 +137,11 @@ pub struct Summary {
     /// What each CPU's PELT clock was scaled by where the trace does not
     /// carry it (between the kernel's timestamps, and throughout with
     /// `--clock ktime`): "capacity" (a CPU below 1024 in the header),
-    /// "frequency" (`cpu_frequency` records). Empty: full speed throughout.
+    /// "frequency" (`cpu_frequency` records below the maximum, with
+    /// `--freq-invariance`). Empty: full speed throughout.
     pub invariance: Vec<&'static str>,
-    /// `cpu_frequency` records not applied: the header does not give their
-    /// CPU's maximum frequency.
+    /// `cpu_frequency` records not applied: no `--freq-invariance`, or the
+    /// header does not give their CPU's maximum frequency.
     pub unscaled_frequency_records: u64,
     pub util_avg: Option<MetricSummary>,
     pub load_avg: Option<MetricSummary>,
@@ -256,7 +262,7 @@ pub fn replay_tapped(
     // Each CPU's PELT clock: measured from the kernel's timestamps with
     // `--clock pelt`, advanced at the CPU's speed in between (and
     // throughout with `--clock ktime`).
-    let mut clocks = Clocks::new(&pass.caps, &meta.cpu_max_freq_khz);
+    let mut clocks = Clocks::new(&pass.caps, &meta.cpu_max_freq_khz, opts.freq_invariance);
     let measure = clock == Clock::Pelt;
     let mut curr: Vec<u32> = vec![0; nr_cpus];
     let mut delayed: Vec<Vec<u32>> = vec![Vec::new(); nr_cpus];
@@ -682,7 +688,7 @@ pub fn replay_tapped(
                         // could have been about any task), and what the CPUs
                         // were doing is unknown.
                         curr.fill(0);
-                        clocks.forget_busy();
+                        clocks.forget_busy(r.ts);
                         woke.fill(None);
                         delayed.iter_mut().for_each(Vec::clear);
                         for s in pass.slots.iter_mut() {

@@ -231,7 +231,9 @@ pub fn util_est_update(sa: &mut SchedAvg, dequeued: u64, runnable: u64, capacity
 
 /// `cap_scale(v, s)`.
 pub fn cap_scale(v: u64, s: u64) -> u64 {
-    (v * s) >> SCHED_CAPACITY_SHIFT
+    // In 128 bits: the same value as the kernel's u64 product wherever that
+    // does not overflow, and no overflow on a trace's absurd time jump.
+    ((v as u128 * s as u128) >> SCHED_CAPACITY_SHIFT) as u64
 }
 
 /// A run-queue's PELT clock (`rq->clock_pelt`, kernel/sched/pelt.h): while

@@ -247,8 +247,7 @@ fn a_switch_out_missing_from_the_trace_breaks_the_timeline() {
 }
 
 /// A task on CPU 0 of a trace without PELT values (replayed on the trace
-/// clock): `work(p)` of wall time from the start of each 16 ms period `p`
-/// (+ 5 µs),
+/// clock): `work(p)` of wall time from 5 µs into each 16 ms period `p`,
 /// after the CPU's frequency was set to `khz` (when given).
 fn on_trace_clock(periods: u64, khz: Option<u64>, work: impl Fn(u64) -> u64) -> Vec<Record> {
     let t0 = 1_000 * MS;
@@ -283,8 +282,12 @@ fn slow_cpus_run_the_pelt_clock_slower_on_the_trace_clock() {
     // 4 ms × 1024 / speed of wall time; the PELT clock advances 4 ms while
     // the CPU is busy and catches up when it goes idle.
     let max_khz: u32 = 2_048_000;
+    let scaled = Options {
+        freq_invariance: true,
+        ..Options::default()
+    };
     let peak = |m: Metadata, khz: Option<u64>, wall: u64| {
-        let (s, rows) = run_on(&on_trace_clock(150, khz, |_| wall), &Options::default(), m);
+        let (s, rows) = run_on(&on_trace_clock(150, khz, |_| wall), &scaled, m);
         assert_eq!(s.clock, "ktime");
         *util(&rows, "switch_out", 1_800 * MS).iter().max().unwrap()
     };
@@ -305,17 +308,23 @@ fn slow_cpus_run_the_pelt_clock_slower_on_the_trace_clock() {
     // A CPU of half the capacity at full frequency.
     let p = peak(with(512, Some(max_khz)), Some(max_khz as u64), 8 * MS);
     assert!(p.abs_diff(288) <= 1, "capacity 512: peak {p}");
-    // Without the maximum frequency the scale is unknown: 8 ms of 16 is
-    // then a 50 % duty cycle (554 at dequeue), and the summary says so.
-    let (s, rows) = run_on(
-        &on_trace_clock(150, Some(max_khz as u64 / 2), |_| 8 * MS),
-        &Options::default(),
-        with(1024, None),
-    );
-    let p = *util(&rows, "switch_out", 1_800 * MS).iter().max().unwrap();
-    assert!(p.abs_diff(554) <= 1, "unscaled: peak {p}");
-    assert!(s.invariance.is_empty(), "{:?}", s.invariance);
-    assert_eq!(s.unscaled_frequency_records, 1);
+    // Without the maximum frequency the scale is unknown, and frequency
+    // scaling is opt-in: either way 8 ms of 16 is a 50 % duty cycle (554
+    // at dequeue), and the summary says the record was not applied.
+    for (opts, m) in [
+        (&scaled, with(1024, None)),
+        (&Options::default(), with(1024, Some(max_khz))),
+    ] {
+        let (s, rows) = run_on(
+            &on_trace_clock(150, Some(max_khz as u64 / 2), |_| 8 * MS),
+            opts,
+            m,
+        );
+        let p = *util(&rows, "switch_out", 1_800 * MS).iter().max().unwrap();
+        assert!(p.abs_diff(554) <= 1, "unscaled: peak {p}");
+        assert!(s.invariance.is_empty(), "{:?}", s.invariance);
+        assert_eq!(s.unscaled_frequency_records, 1);
+    }
 }
 
 #[test]
@@ -350,7 +359,11 @@ fn a_saturated_slow_cpu_loses_its_idle_time() {
         cpu_max_freq_khz: vec![1_000_000],
         ..meta(PeltMode::Off)
     };
-    let (s, rows) = run_on(&recs, &Options::default(), m);
+    let opts = Options {
+        freq_invariance: true,
+        ..Options::default()
+    };
+    let (s, rows) = run_on(&recs, &opts, m);
     assert_eq!(s.invariance, ["frequency"]);
     let u = util(&rows, "switch_out", 0);
     assert_eq!(u.len(), 2, "{u:?}");

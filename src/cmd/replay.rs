@@ -60,6 +60,12 @@ pub struct Args {
     /// (shows what the complete PELT state buys).
     #[arg(long)]
     as_switch: bool,
+    /// Scale each CPU's PELT clock by its recorded frequency
+    /// (`cpu_frequency` over the header's maximum), for kernels that take
+    /// their frequency scale from cpufreq (arm64 without activity monitors;
+    /// not x86, which reads APERF/MPERF). Capacities always apply.
+    #[arg(long)]
+    freq_invariance: bool,
     /// Window of the measured utilisation, ms.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     window_ms: u64,
@@ -100,6 +106,7 @@ pub fn run(a: Args) -> CliResult {
         ktime: a.clock == "ktime",
         init_zero: a.init == "zero",
         as_switch: a.as_switch,
+        freq_invariance: a.freq_invariance,
         measured_window_ns: window_ns,
         rows: a.output.is_some(),
         ..Options::default()
@@ -148,7 +155,7 @@ pub fn run(a: Args) -> CliResult {
     if a.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
-        print_summary(&a.file, &summary);
+        print_summary(&a.file, &summary, a.freq_invariance);
     }
     Ok(())
 }
@@ -157,7 +164,7 @@ fn pct(x: f64) -> String {
     format!("{:.2} %", x * 100.0)
 }
 
-fn print_summary(file: &std::path::Path, s: &Summary) {
+fn print_summary(file: &std::path::Path, s: &Summary, freq_invariance: bool) {
     println!("replay of {}", file.display());
     println!(
         "model: {}   reference: {}   measured: {}",
@@ -183,8 +190,13 @@ fn print_summary(file: &std::path::Path, s: &Summary) {
     }
     if s.unscaled_frequency_records > 0 {
         println!(
-            "warning: {} cpu_frequency records not applied: the trace header lacks those CPUs' maximum frequency",
-            s.unscaled_frequency_records
+            "{} cpu_frequency records not applied to the PELT clocks: {}",
+            s.unscaled_frequency_records,
+            if freq_invariance {
+                "the trace header lacks those CPUs' maximum frequency"
+            } else {
+                "pass --freq-invariance if the recorded kernel takes its frequency scale from cpufreq"
+            }
         );
     }
     let mut ex: Vec<_> = s.excluded.iter().collect();
