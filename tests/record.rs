@@ -686,15 +686,24 @@ fn replay_reproduces_the_live_kernel() {
                 &out,
                 &["--pelt", pelt, "--duration", secs, "--workload", workload],
             );
+            // A missed recording is kept for a look (target/tmp/).
+            let keep = |e: String| {
+                let kept = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+                    .join(format!("missed-{pelt}-case{i}-{attempt}.sched"));
+                match std::fs::copy(&out, &kept) {
+                    Ok(_) => format!("{e} (recording kept: {})", kept.display()),
+                    Err(c) => format!("{e} (keeping the recording failed: {c})"),
+                }
+            };
             let s = common::replay_json(&out, &[]);
             let rows = s["rows"].as_f64().unwrap();
             let reanchors = s["reanchors"].as_f64().unwrap();
             // Live runs: 0.02–0.05 % with --pelt full, up to 2.6 % with
             // --pelt switch (a 3 s periodic recording has only ~950 rows).
             if reanchors > 0.04 * rows {
-                return Err(format!(
+                return Err(keep(format!(
                     "{pelt} {workload}: {reanchors} re-anchors in {rows} rows"
-                ));
+                )));
             }
             for comm in *tasks {
                 let (n, exact, w1, max) = common::task_util(&s, comm);
@@ -706,7 +715,7 @@ fn replay_reproduces_the_live_kernel() {
                     "{pelt} {workload} {comm}: {exact:.4} exact (floor {floor}), {w1:.4} within 1 (floor {w1_floor}), max |err| {max} (≤ {max_err})"
                 );
                 if !(exact >= *floor && w1 >= *w1_floor && max <= *max_err) {
-                    return Err(msg);
+                    return Err(keep(msg));
                 }
             }
             Ok(())
