@@ -11,9 +11,9 @@
 //! goes idle it catches up with the task clock, unless the run-queue was
 //! saturated, in which case the time it never had goes to
 //! `lost_idle_time`. On a CPU at full capacity and frequency (no
-//! capacities below 1024 in the header, no `cpu_frequency` records) the
-//! PELT clock runs at the trace clock's pace and nothing here changes a
-//! replay.
+//! capacities below 1024 in the header, no `cpu_frequency` records applied)
+//! the PELT clock runs at the trace clock's pace and nothing here changes
+//! a replay.
 //!
 //! Frequency scaling is opt-in (`--freq-invariance`): the kernel takes its
 //! frequency scale from cpufreq (the frequency set over the maximum) only
