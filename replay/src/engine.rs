@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::clock::{Clocks, Speed};
 use crate::fidelity::{Fidelity, Metric, MetricSummary};
 use crate::model::{Measured, Model, Pelt, TaskInfo, UtilEst};
+use crate::root::{Probe, RootSummary, Roots};
 use crate::task::{Clock, Config, Event, EventKind, Row, TaskSim};
 
 /// `sched_prio_to_weight[]` (kernel/sched/core.c), nice −20 … 19.
@@ -150,6 +151,10 @@ pub struct Summary {
     /// The busiest tasks (by running time).
     pub per_task: Vec<TaskSummary>,
     pub records: u64,
+    /// Each CPU's root run-queue rebuilt from its tasks, judged at the
+    /// kernel's `pelt_cfs_tp` samples (`--pelt full` traces replayed on
+    /// the kernel's clock; see [`crate::root`]).
+    pub root: Option<RootSummary>,
 }
 
 impl Summary {
@@ -169,6 +174,8 @@ struct Slot {
     events: Vec<Event>,
     /// Rows of the batch being run.
     out: Vec<Row>,
+    /// The task's parts of root run-queue probes in this batch.
+    shares: Vec<(u32, bool, Option<crate::root::Share>)>,
     comm: String,
     /// The priority the task's weight was last set from (None: assumed).
     prio: Option<i32>,
@@ -237,6 +244,10 @@ pub fn replay_tapped(
     };
 
     let caps: Vec<u64> = (0..nr_cpus as u32).map(capacity).collect();
+    // The root run-queues are rebuilt from the tasks' exact states: only
+    // on the kernel's clock with every update in the trace, the tasks
+    // started from the kernel's values.
+    let track_roots = cfg.full && !cfg.init_zero;
     let mut models: Vec<&dyn Model> = vec![&reference, &measured];
     if let Some(m) = &opts.model {
         models.push(m.as_ref());
@@ -258,6 +269,13 @@ pub fn replay_tapped(
         done_tasks: 0,
         top: Vec::new(),
         keep_top: opts.top.max(1),
+        track_roots,
+        home: HashMap::default(),
+        members: vec![HashSet::default(); nr_cpus],
+        reset: vec![false; nr_cpus],
+        probes: Vec::new(),
+        held: vec![Vec::new(); nr_cpus],
+        roots: Roots::new(nr_cpus),
     };
     // Each CPU's PELT clock: measured from the kernel's timestamps with
     // `--clock pelt`, advanced at the CPU's speed in between (and
@@ -291,9 +309,16 @@ pub fn replay_tapped(
             .filter(|s| !s.events.is_empty())
             .for_each(|s| {
                 for e in s.events.drain(..) {
-                    s.sim.step(&cfg, &e, &mut s.out);
+                    match e.kind {
+                        EventKind::Probe { id, now, source } => {
+                            let (fresh, share) = s.sim.root_share(now, source);
+                            s.shares.push((id, fresh, share));
+                        }
+                        _ => s.sim.step(&cfg, &e, &mut s.out),
+                    }
                 }
             });
+        pass.judge_roots();
         if !opts.rows {
             for s in pass.slots.iter_mut() {
                 for r in &s.out {
@@ -461,6 +486,49 @@ pub fn replay_tapped(
                 };
                 records += 1;
                 last_ts = last_ts.max(rec.ts());
+                // Root samples wait for the next record on their CPU: when
+                // it is the kernel operation they came from (the same
+                // PELT time: a wakeup's enqueue and attach, a switch's
+                // dequeue and pick), they are judged after it.
+                let mut after = Vec::new();
+                let mut migrated_from = None;
+                if pass.track_roots {
+                    match rec {
+                        Record::Switch(r) => {
+                            let lut = r.prev_pelt.map(|p| p.last_update_time);
+                            after = pass.release(r.cpu, lut);
+                        }
+                        Record::Wakeup(r) => {
+                            let lut = r.pelt.map(|p| p.last_update_time);
+                            after = pass.release(r.target_cpu, lut);
+                        }
+                        Record::Migrate(r) => {
+                            // A queued task is detached from the source
+                            // (`detach_entity_load_avg()`, its sample the
+                            // last before this record); a sleeping one's
+                            // removal waits for the source's next update.
+                            // The task tells which, after the migration.
+                            let last = pass.held.get_mut(r.orig_cpu as usize).and_then(|h| h.pop());
+                            pass.release(r.orig_cpu, None);
+                            pass.release(r.dest_cpu, None);
+                            if let Some(p) = last {
+                                migrated_from = Some((p, r.pid));
+                            }
+                        }
+                        // Another update on the CPU at another time: the
+                        // samples before it are due (same time: the same
+                        // kernel operation, whose record may still come).
+                        Record::Pelt(r) => {
+                            let lut = r.avg.last_update_time;
+                            let same = pass.release(r.rq_cpu, Some(lut));
+                            if let Some(h) = pass.held.get_mut(r.rq_cpu as usize) {
+                                h.extend(same);
+                            }
+                        }
+                        Record::Task(_) | Record::Loss(_) => pass.release_all(),
+                        _ => {}
+                    }
+                }
                 match rec {
                     Record::Switch(r) => {
                         let c = r.cpu as usize;
@@ -567,6 +635,8 @@ pub fn replay_tapped(
                                 delayed[c].push(r.prev.pid);
                             }
                         }
+                        pass.settle(r.prev.pid, r.cpu);
+                        pass.settle(r.next.pid, r.cpu);
                         clocks.set_busy(r.cpu, r.next.pid != 0);
                     }
                     Record::Wakeup(r) => {
@@ -603,6 +673,7 @@ pub fn replay_tapped(
                             sums: r.sums,
                         };
                         pass.route(r.pid, prio, ev);
+                        pass.settle(r.pid, r.target_cpu);
                     }
                     Record::Migrate(r) => {
                         clocks.advance(r.orig_cpu, r.ts);
@@ -621,6 +692,35 @@ pub fn replay_tapped(
                             sums: None,
                         };
                         pass.route(r.pid, None, ev);
+                        if pass.track_roots {
+                            if !pass.by_pid.contains_key(&r.pid) && !pass.skipped.contains(&r.pid) {
+                                // An unseen task's blocked load moves
+                                // between residuals.
+                                for c in [r.orig_cpu, r.dest_cpu] {
+                                    if let Some(x) = pass.reset.get_mut(c as usize) {
+                                        *x = true;
+                                    }
+                                }
+                            }
+                            pass.settle(r.pid, r.dest_cpu);
+                        }
+                    }
+                    Record::Pelt(r) if r.entity == Entity::CfsRq => {
+                        let c = r.rq_cpu as usize;
+                        if pass.track_roots && c < nr_cpus {
+                            pass.held[c].push(Probe {
+                                ts: r.ts,
+                                cpu: r.rq_cpu,
+                                kernel: r.avg,
+                                sums: r.sums,
+                                reset: false,
+                                total: Default::default(),
+                                unknown: false,
+                            });
+                        }
+                    }
+                    Record::Pelt(r) if r.entity == Entity::GroupSe => {
+                        pass.roots.groups = true;
                     }
                     Record::Pelt(r) if r.entity == Entity::Task => {
                         let is_curr = curr.get(r.rq_cpu as usize) == Some(&r.pid);
@@ -650,6 +750,7 @@ pub fn replay_tapped(
                                 && pass.by_pid.contains_key(&r.pid));
                         if ends {
                             // The task is gone (or its pid is reused): finish it.
+                            pass.unsettle(r.pid);
                             if let Some(i) = pass.by_pid.remove(&r.pid) {
                                 let ev = Event {
                                     ts: r.ts,
@@ -689,6 +790,7 @@ pub fn replay_tapped(
                         // were doing is unknown.
                         curr.fill(0);
                         clocks.forget_busy(r.ts);
+                        pass.roots.forget();
                         woke.fill(None);
                         delayed.iter_mut().for_each(Vec::clear);
                         for s in pass.slots.iter_mut() {
@@ -705,8 +807,15 @@ pub fn replay_tapped(
                     }
                     _ => {}
                 }
+                for p in after {
+                    pass.probe(p, None);
+                }
+                if let Some((p, pid)) = migrated_from {
+                    pass.probe(p, Some(pid));
+                }
                 pending += 1;
                 if pending >= opts.batch {
+                    pass.release_all();
                     run_batch(&mut pass, &mut excluded, &mut rows_total, false)?;
                     pending = 0;
                     progress(records);
@@ -715,6 +824,7 @@ pub fn replay_tapped(
         }
         Ok(())
     })?;
+    pass.release_all();
     for s in pass.slots.iter_mut() {
         s.sim.finish(&cfg, last_ts, &mut s.out);
     }
@@ -763,6 +873,7 @@ pub fn replay_tapped(
         util_est: fid.get(Metric::UtilEst).summary(),
         per_task,
         records,
+        root: pass.roots.summary(),
     })
 }
 
@@ -790,9 +901,122 @@ struct Pass<'m> {
     done_tasks: u64,
     top: Vec<TaskSummary>,
     keep_top: usize,
+    /// Root run-queues are rebuilt ([`crate::root`]).
+    track_roots: bool,
+    /// The CPU whose root run-queue each replayed task is attached to
+    /// (its last switch, wakeup or migration), and each CPU's tasks.
+    home: HashMap<u32, u32>,
+    members: Vec<HashSet<u32>>,
+    /// Per CPU: a task never seen migrated from or to it since its last
+    /// probe.
+    reset: Vec<bool>,
+    /// Root samples of the batch, waiting for their tasks' shares.
+    probes: Vec<Probe>,
+    /// Per CPU: root samples waiting for the CPU's next record.
+    held: Vec<Vec<Probe>>,
+    roots: Roots,
 }
 
 impl Pass<'_> {
+    /// `pid` is attached to CPU `cpu`'s root run-queue now (when it is a
+    /// replayed task).
+    fn settle(&mut self, pid: u32, cpu: u32) {
+        if !self.track_roots || pid == 0 || (cpu as usize) >= self.members.len() {
+            return;
+        }
+        if !self.by_pid.contains_key(&pid) {
+            return;
+        }
+        if let Some(old) = self.home.insert(pid, cpu) {
+            if old == cpu {
+                return;
+            }
+            self.members[old as usize].remove(&pid);
+        }
+        self.members[cpu as usize].insert(pid);
+    }
+
+    /// A root sample asks the tasks attached to its CPU for their parts.
+    /// `source`: the task that just migrated away from the probe's CPU,
+    /// asked too (it is still there if its removal is pending).
+    fn probe(&mut self, mut p: Probe, source: Option<u32>) {
+        let c = p.cpu as usize;
+        let id = self.probes.len() as u32;
+        let now = p.kernel.last_update_time;
+        p.reset = std::mem::take(&mut self.reset[c]);
+        let members: Vec<(u32, bool)> = self.members[c]
+            .iter()
+            .map(|&pid| (pid, false))
+            .chain(source.map(|pid| (pid, true)))
+            .collect();
+        for (pid, source) in members {
+            self.route(
+                pid,
+                None,
+                Event {
+                    ts: p.ts,
+                    cpu: p.cpu,
+                    off: 0,
+                    speed: Speed::FULL,
+                    kind: EventKind::Probe { id, now, source },
+                    k: None,
+                    sums: None,
+                },
+            );
+        }
+        self.probes.push(p);
+    }
+
+    /// A record about CPU `cpu` is next: its held root samples are probed
+    /// now, except those of the same PELT time `lut`, which came from the
+    /// record's own kernel operation and are returned, to be probed after it.
+    fn release(&mut self, cpu: u32, lut: Option<u64>) -> Vec<Probe> {
+        let Some(held) = self.held.get_mut(cpu as usize) else {
+            return Vec::new();
+        };
+        if held.is_empty() {
+            return Vec::new();
+        }
+        let (after, before): (Vec<Probe>, Vec<Probe>) = std::mem::take(held)
+            .into_iter()
+            .partition(|p| Some(p.kernel.last_update_time) == lut);
+        for p in before {
+            self.probe(p, None);
+        }
+        after
+    }
+
+    fn release_all(&mut self) {
+        for c in 0..self.held.len() {
+            for p in std::mem::take(&mut self.held[c]) {
+                self.probe(p, None);
+            }
+        }
+    }
+
+    /// `pid` left every run-queue (it exited).
+    fn unsettle(&mut self, pid: u32) {
+        if let Some(old) = self.home.remove(&pid) {
+            self.members[old as usize].remove(&pid);
+        }
+    }
+
+    /// Sums the batch's root probes from their tasks' shares and judges
+    /// them, in time order.
+    fn judge_roots(&mut self) {
+        if self.probes.is_empty() {
+            return;
+        }
+        for s in self.slots.iter_mut() {
+            for (id, fresh, share) in s.shares.drain(..) {
+                self.probes[id as usize].add(fresh, share);
+            }
+        }
+        for p in self.probes.drain(..) {
+            self.roots.judge(&p);
+        }
+    }
+
     /// Folds exited tasks into the totals and frees their slots: memory
     /// follows the tasks alive, not the tasks ever seen.
     fn retire_dead(&mut self) {
@@ -803,6 +1027,7 @@ impl Pass<'_> {
                     sim: TaskSim::new(0, Vec::new()),
                     events: Vec::new(),
                     out: Vec::new(),
+                    shares: Vec::new(),
                     comm: String::new(),
                     prio: None,
                 },
@@ -866,6 +1091,7 @@ impl Pass<'_> {
                     sim: TaskSim::new(pid, models),
                     events: Vec::new(),
                     out: Vec::new(),
+                    shares: Vec::new(),
                     comm: self.comms.get(&pid).cloned().unwrap_or_default(),
                     prio,
                 };

@@ -8,6 +8,7 @@ pub mod engine;
 pub mod fidelity;
 pub mod model;
 pub mod pelt;
+pub mod root;
 pub mod task;
 
 pub use engine::{replay, Options, Summary};

@@ -13,6 +13,7 @@ use std::collections::VecDeque;
 use schedrec_format::record::{PeltAvg, PeltSums};
 
 use crate::pelt::*;
+use crate::root::Share;
 
 /// The PELT inputs of the interval that ends at an update: `on_rq` (load),
 /// `runnable` (on_rq and not delayed), `running` (on the CPU).
@@ -73,6 +74,25 @@ pub trait TaskModel: Send {
     /// The task's weight changed (nice, or its first known value):
     /// `reweight_entity()` recomputes load_avg at once.
     fn set_weight(&mut self, weight: u64);
+    /// The task's part of its CPU's root run-queue at PELT time `now`
+    /// ([`crate::root`]), without changing the task: its state run forward
+    /// with the inputs `inp` (or through the migration `moved`);
+    /// `enqueued`: its util_est counts. None: the model has no sums.
+    fn root_share(&self, _now: u64, _inp: Inputs, _moved: Moved, _enqueued: bool) -> Option<Share> {
+        None
+    }
+}
+
+/// A migration the task is in the middle of, at a root probe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Moved {
+    No,
+    /// Woken on another CPU: synced to the source's clock at this PELT
+    /// time, attached at the probe's (the enqueue's attach).
+    Synced(u64),
+    /// Load-balanced while queued: attached to the destination at this
+    /// PELT time (estimated), queued since.
+    Attached(u64),
 }
 
 /// A model: makes a [`TaskModel`] per task.
@@ -427,6 +447,57 @@ impl TaskModel for PeltTask {
         let sa = &mut self.st.sa;
         let divider = get_pelt_divider(sa) as u64;
         sa.load_avg = se_weight(weight) * sa.load_sum / divider;
+    }
+
+    fn root_share(&self, now: u64, inp: Inputs, moved: Moved, enqueued: bool) -> Option<Share> {
+        // Only the kernel's clock adds up with the run-queue's.
+        if !self.started || self.mult != 1 {
+            return None;
+        }
+        let w = self.info.weight;
+        let mut sa = self.st.sa;
+        let attach = |sa: &mut SchedAvg, at: u64| {
+            sa.last_update_time = at & !1023;
+            sa.period_contrib = lattice_period_contrib(sa.last_update_time);
+            attach_sums(sa, w);
+        };
+        match moved {
+            Moved::No => {
+                update_load_sum(
+                    now,
+                    &mut sa,
+                    inp.on_rq as u64,
+                    inp.runnable as u64,
+                    inp.running,
+                );
+            }
+            Moved::Synced(sync) => {
+                if update_load_sum(sync, &mut sa, 0, 0, false) {
+                    update_load_avg(&mut sa, se_weight(w));
+                }
+                attach(&mut sa, now);
+            }
+            Moved::Attached(at) => {
+                attach(&mut sa, at.min(now));
+                update_load_sum(now, &mut sa, 1, 1, false);
+            }
+        }
+        let util_est = match self.util_est {
+            _ if !enqueued => 0,
+            UtilEst::Off => 0,
+            UtilEst::Single { .. } => self.st.sa.util_est & !UTIL_AVG_UNCHANGED,
+            UtilEst::EnqueuedEwma => self
+                .st
+                .sa
+                .util_est
+                .max(self.st.enqueued & !UTIL_AVG_UNCHANGED),
+        };
+        Some(Share {
+            load: se_weight(w) * sa.load_sum,
+            runnable: sa.runnable_sum,
+            util: sa.util_sum as u64,
+            util_est: util_est as u64,
+        })
     }
 }
 

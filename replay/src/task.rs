@@ -11,7 +11,8 @@ use schedrec_format::record::{PeltAvg, PeltSums};
 
 use crate::clock::Speed;
 use crate::fidelity::{Fidelity, Metric};
-use crate::model::{Inputs, TaskModel, Values};
+use crate::model::{Inputs, Moved, TaskModel, Values};
+use crate::root::Share;
 
 /// How long after the jiffies boundary the tick's update reads the rq
 /// clock, as the trace clock maps it: measured on this project's fixtures
@@ -97,6 +98,11 @@ pub enum EventKind {
     /// from another task while the timeline had this one running there.
     /// Its timeline breaks here, and its next kernel sample re-anchors it.
     Unseen,
+    /// A kernel sample of the root run-queue of the CPU the task is
+    /// attached to, at PELT time `now`: the task gives its part
+    /// ([`TaskSim::root_share`]) to probe `id`, and is not changed.
+    /// `source`: the probe is of the CPU the task just migrated away from.
+    Probe { id: u32, now: u64, source: bool },
 }
 
 /// How long samples after an anchor from averages alone are not judged:
@@ -213,6 +219,10 @@ pub struct TaskSim {
     pub running_ns: u64,
     run_start: Option<u64>,
     pub samples: u64,
+    /// Counts the times the task's state started or broke off (for the
+    /// root run-queues), and its value at the task's last share.
+    root_epoch: u32,
+    root_epoch_seen: u32,
 }
 
 impl TaskSim {
@@ -238,6 +248,8 @@ impl TaskSim {
             running_ns: 0,
             run_start: None,
             samples: 0,
+            root_epoch: 0,
+            root_epoch_seen: 0,
         }
     }
 
@@ -335,6 +347,9 @@ impl TaskSim {
         self.provisional_until = (sums.is_none() && cfg.clock == Clock::Pelt)
             .then_some(ev.ts.saturating_add(PROVISIONAL_NS));
         self.last_now = now;
+        if self.unanchored {
+            self.root_epoch += 1;
+        }
         self.unanchored = false;
         self.first_ts.get_or_insert(ev.ts);
     }
@@ -472,8 +487,58 @@ impl TaskSim {
         }
     }
 
+    /// The task's part of the root run-queue of the CPU it is attached to,
+    /// at PELT time `now` ([`crate::root`]); None when it has no state yet.
+    /// A held sample need not be applied first: the task runs on through it.
+    /// `fresh`: the task's state started or broke off since its previous
+    /// share (the run-queue's residual holds what it was before).
+    ///
+    /// `source`: the run-queue is the one the task just migrated away
+    /// from. A queued task was detached from it; a sleeping one's removal
+    /// waits for that run-queue's next update, so it is still there.
+    pub fn root_share(&mut self, now: u64, source: bool) -> (bool, Option<Share>) {
+        if source {
+            if self.migrating.is_none() {
+                return (false, Some(Share::default()));
+            }
+            let inp = self.state.inputs();
+            return (
+                false,
+                self.models
+                    .first()
+                    .and_then(|m| m.root_share(now, inp, Moved::No, false)),
+            );
+        }
+        let fresh =
+            std::mem::replace(&mut self.root_epoch_seen, self.root_epoch) != self.root_epoch;
+        if self.unanchored || self.state == State::Unknown {
+            return (fresh, None);
+        }
+        let Some(m) = self.models.first() else {
+            return (fresh, None);
+        };
+        let moved = match (self.migrating, self.attach_at) {
+            (Some(sync), _) => Moved::Synced(sync),
+            (None, Some((at, _, _))) => Moved::Attached(at),
+            (None, None) => Moved::No,
+        };
+        // util_est is the run-queue's while the task is enqueued (a
+        // delayed task's came off at its dequeue; a woken one's went on
+        // before its attach).
+        let enqueued = matches!(self.state, State::Waiting | State::Running)
+            || matches!(moved, Moved::Synced(_));
+        (
+            fresh,
+            m.root_share(now, self.state.inputs(), moved, enqueued),
+        )
+    }
+
     /// Processes one event, appending output rows.
     pub fn step(&mut self, cfg: &Config, ev: &Event, out: &mut Vec<Row>) {
+        if let EventKind::Probe { .. } = ev.kind {
+            // (The driver asks `root_share()`; a probe changes nothing.)
+            return;
+        }
         if let Some(p) = &self.pending {
             let same_update = matches!(ev.kind, EventKind::SwitchOut { .. })
                 && ev
@@ -487,6 +552,7 @@ impl TaskSim {
         }
         match ev.kind {
             EventKind::Exit => {
+                self.root_epoch += 1;
                 self.set_state(State::Sleeping, ev.ts);
                 self.models.clear();
                 self.state = State::Unknown;
@@ -504,6 +570,7 @@ impl TaskSim {
                 for m in &mut self.models {
                     m.reset();
                 }
+                self.root_epoch += 1;
                 self.set_state(State::Unknown, ev.ts);
                 self.unanchored = true;
                 self.migrating = None;
@@ -535,6 +602,7 @@ impl TaskSim {
             for m in &mut self.models {
                 m.anchor(&zero, Some(&zs), now, ev.ts, ev.cpu);
             }
+            self.root_epoch += 1;
             self.last_now = now;
             self.unanchored = false;
             self.first_ts.get_or_insert(ev.ts);
@@ -557,7 +625,9 @@ impl TaskSim {
                     self.set_state(State::Sleeping, ev.ts);
                 }
             }
-            EventKind::Exit | EventKind::Lost | EventKind::Unseen => unreachable!(),
+            EventKind::Exit | EventKind::Lost | EventKind::Unseen | EventKind::Probe { .. } => {
+                unreachable!()
+            }
         }
     }
 

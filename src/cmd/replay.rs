@@ -231,6 +231,39 @@ fn print_summary(file: &std::path::Path, s: &Summary, freq_invariance: bool) {
             );
         }
     }
+    if let Some(r) = &s.root {
+        println!(
+            "root run-queues (each CPU's rq->cfs as the sum of its tasks; {} kernel samples, {} not judged: residual of unseen tasks taken{}):",
+            r.samples,
+            r.reanchors,
+            if r.unknown > 0 {
+                format!("; {} judged with a task whose timeline broke off", r.unknown)
+            } else {
+                String::new()
+            }
+        );
+        for (name, m) in [
+            ("util_avg", &r.util_avg),
+            ("load_avg", &r.load_avg),
+            ("runnable_avg", &r.runnable_avg),
+            ("util_est", &r.util_est),
+        ] {
+            if let Some(m) = m {
+                println!(
+                    "  {name:<18} {:>9} {:>10} {:>10.3} {:>5} {:>4}   (within ±2: {})",
+                    pct(m.exact_fraction),
+                    pct(m.within1_fraction),
+                    m.mean_abs_err,
+                    m.p99_abs_err,
+                    m.max_abs_err,
+                    pct(m.within2_fraction)
+                );
+            }
+        }
+        if r.task_groups {
+            println!("  load_avg not judged: the trace shows task groups, whose entities' weights it does not carry");
+        }
+    }
     println!("busiest tasks (util_avg):");
     println!(
         "  {:>7} {:<16} {:>10} {:>8} {:>9} {:>4} {:>9}",

@@ -1,0 +1,315 @@
+//! Each CPU's root cfs_rq (`rq->cfs`), rebuilt from its tasks.
+//!
+//! The kernel keeps the root run-queue's `sched_avg` as a PELT signal of
+//! its own: `load` is the summed weight of the queued entities, `runnable`
+//! the number of runnable tasks (`h_nr_runnable`), `running` whether a fair
+//! entity is on the CPU; a task's sums are added when it is attached there
+//! (fork, wakeup migration, load balance) and taken out when it leaves
+//! (`detach_entity_load_avg()`, or `remove_entity_load_avg()` applied at the
+//! run-queue's next update). PELT is linear in its inputs: summing each
+//! attached task's sums gives the run-queue's, up to the rounding of
+//! `decay_load()` (below 1 in a sum whose average divides it by ~47 000).
+//! So at every `pelt_cfs_tp` sample of a root run-queue (`--pelt full`) the
+//! replay asks each task attached to that CPU for its sums at the sample's
+//! PELT time — its own exact state, run forward with its current inputs —
+//! and judges the total against the kernel's.
+//!
+//! Tasks the trace has not shown yet (asleep since before the recording,
+//! their blocked load still attached) are in the kernel's sums too: the
+//! difference at a CPU's first sample is kept as a residual that decays as
+//! blocked load does, and taken again (that sample not judged) whenever a
+//! task is first seen on the CPU, since its load was in the residual.
+//! util_est at the root is the sum of the enqueued tasks' util_est
+//! (`util_est_enqueue()`/`util_est_dequeue()`), not a PELT signal.
+//!
+//! What this cannot see: group entities. With task groups (cgroups,
+//! autogroup) the root run-queue holds group entities whose weights
+//! (`calc_group_shares()`) the trace does not carry, so its load_avg is not
+//! the tasks' summed load and is not judged; util and runnable pass
+//! through groups unchanged.
+
+use schedrec_format::record::{PeltAvg, PeltSums};
+use serde::Serialize;
+
+use crate::fidelity::{Fidelity, Metric, MetricSummary};
+use crate::pelt::{decay_load, lattice_period_contrib, PELT_MIN_DIVIDER};
+
+/// One task's part of a root run-queue at a probe: its sums (load weighted
+/// by the task's weight, as the run-queue accumulates it) and, while it is
+/// enqueued, its util_est.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Share {
+    pub load: u64,
+    pub runnable: u64,
+    pub util: u64,
+    pub util_est: u64,
+}
+
+/// A kernel sample of a root run-queue, waiting for its tasks' shares.
+#[derive(Clone, Debug)]
+pub struct Probe {
+    pub ts: u64,
+    pub cpu: u32,
+    pub kernel: PeltAvg,
+    pub sums: Option<PeltSums>,
+    /// A task was first seen on this CPU since its previous probe: the
+    /// residual is taken again here.
+    pub reset: bool,
+    /// The shares summed so far.
+    pub total: Share,
+    /// A task attached here had no state to give (not anchored, or its
+    /// timeline broke off): its part is in the residual.
+    pub unknown: bool,
+}
+
+impl Probe {
+    /// A task's part; `fresh`: its state started or broke off since its
+    /// previous share, so the residual is taken again.
+    pub fn add(&mut self, fresh: bool, s: Option<Share>) {
+        self.reset |= fresh;
+        match s {
+            Some(s) => {
+                let t = &mut self.total;
+                t.load += s.load;
+                t.runnable += s.runnable;
+                t.util += s.util;
+                t.util_est += s.util_est;
+            }
+            None => self.unknown = true,
+        }
+    }
+}
+
+/// What the tasks do not explain, at `lut`: signed sums.
+#[derive(Clone, Copy, Debug, Default)]
+struct Residual {
+    lut: u64,
+    load: i64,
+    runnable: i64,
+    util: i64,
+    util_est: i64,
+}
+
+fn decay_signed(v: i64, periods: u64) -> i64 {
+    let d = decay_load(v.unsigned_abs(), periods) as i64;
+    if v < 0 {
+        -d
+    } else {
+        d
+    }
+}
+
+impl Residual {
+    /// Blocked load decays with the periods crossed; util_est does not.
+    fn at(&self, lut: u64) -> Residual {
+        let delta = lut.saturating_sub(self.lut) >> 10;
+        let periods = (lattice_period_contrib(self.lut) as u64 + delta) / 1024;
+        if periods == 0 {
+            return *self;
+        }
+        Residual {
+            lut,
+            load: decay_signed(self.load, periods),
+            runnable: decay_signed(self.runnable, periods),
+            util: decay_signed(self.util, periods),
+            util_est: self.util_est,
+        }
+    }
+}
+
+/// The root run-queues of every CPU.
+pub struct Roots {
+    residual: Vec<Option<Residual>>,
+    pub fid: Fidelity,
+    /// Samples seen, and those not judged by reason.
+    pub samples: u64,
+    pub reanchors: u64,
+    pub unknown: u64,
+    /// Group entities were seen: the root's load_avg is not the tasks'.
+    pub groups: bool,
+}
+
+/// `schedrec replay --json`'s `root` section.
+#[derive(Clone, Debug, Serialize)]
+pub struct RootSummary {
+    /// `pelt_cfs_tp` samples of root run-queues in the trace.
+    pub samples: u64,
+    /// Samples where the residual of unseen tasks was taken (first sample
+    /// of a CPU, a task first seen there since, or whose timeline broke
+    /// off): not judged.
+    pub reanchors: u64,
+    /// Judged samples with a task attached whose state is not known (its
+    /// timeline broke off: its part is estimated as blocked load).
+    pub unknown: u64,
+    /// Whether the trace shows task groups (group entities): load_avg is
+    /// then not judged.
+    pub task_groups: bool,
+    pub util_avg: Option<MetricSummary>,
+    pub load_avg: Option<MetricSummary>,
+    pub runnable_avg: Option<MetricSummary>,
+    pub util_est: Option<MetricSummary>,
+}
+
+impl Roots {
+    pub fn new(nr_cpus: usize) -> Roots {
+        Roots {
+            residual: vec![None; nr_cpus],
+            fid: Fidelity::default(),
+            samples: 0,
+            reanchors: 0,
+            unknown: 0,
+            groups: false,
+        }
+    }
+
+    /// Events were lost: every residual is taken again.
+    pub fn forget(&mut self) {
+        self.residual.fill(None);
+    }
+
+    /// Judges one probe whose shares are all in (probes in time order).
+    pub fn judge(&mut self, p: &Probe) {
+        let c = p.cpu as usize;
+        if c >= self.residual.len() {
+            return;
+        }
+        self.samples += 1;
+        let lut = p.kernel.last_update_time;
+        let divider = (PELT_MIN_DIVIDER + lattice_period_contrib(lut)) as u64;
+        let ks = p.sums.unwrap_or(PeltSums {
+            load_sum: p.kernel.load_avg * divider,
+            runnable_sum: p.kernel.runnable_avg * divider,
+            util_sum: p.kernel.util_avg * divider,
+            period_contrib: lattice_period_contrib(lut),
+        });
+        let t = p.total;
+        let retake = p.reset;
+        let res = match self.residual[c] {
+            Some(r) if !retake => r.at(lut),
+            _ => {
+                self.residual[c] = Some(Residual {
+                    lut,
+                    load: ks.load_sum as i64 - t.load as i64,
+                    runnable: ks.runnable_sum as i64 - t.runnable as i64,
+                    util: ks.util_sum as i64 - t.util as i64,
+                    util_est: p.kernel.util_est as i64 - t.util_est as i64,
+                });
+                self.reanchors += 1;
+                return;
+            }
+        };
+        self.residual[c] = Some(res);
+        if p.unknown {
+            self.unknown += 1;
+        }
+        let sum = |task: u64, r: i64| (task as i64 + r).max(0) as u64;
+        let util = sum(t.util, res.util) / divider;
+        let runnable = sum(t.runnable, res.runnable) / divider;
+        let load = sum(t.load, res.load) / divider;
+        let util_est = sum(t.util_est, res.util_est);
+        let k = &p.kernel;
+        self.fid.add(Metric::Util, Some(util), k.util_avg);
+        self.fid
+            .add(Metric::Runnable, Some(runnable), k.runnable_avg);
+        self.fid.add(Metric::Load, Some(load), k.load_avg);
+        self.fid
+            .add(Metric::UtilEst, Some(util_est), k.util_est as u64);
+    }
+
+    pub fn summary(&self) -> Option<RootSummary> {
+        if self.samples == 0 {
+            return None;
+        }
+        Some(RootSummary {
+            samples: self.samples,
+            reanchors: self.reanchors,
+            unknown: self.unknown,
+            task_groups: self.groups,
+            util_avg: self.fid.get(Metric::Util).summary(),
+            load_avg: if self.groups {
+                None
+            } else {
+                self.fid.get(Metric::Load).summary()
+            },
+            runnable_avg: self.fid.get(Metric::Runnable).summary(),
+            util_est: self.fid.get(Metric::UtilEst).summary(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn probe(lut: u64, kernel_util: u64, util_sum: u64) -> Probe {
+        Probe {
+            ts: lut,
+            cpu: 0,
+            kernel: PeltAvg {
+                last_update_time: lut,
+                util_avg: kernel_util,
+                ..PeltAvg::default()
+            },
+            sums: Some(PeltSums {
+                load_sum: 0,
+                runnable_sum: 0,
+                util_sum,
+                period_contrib: lattice_period_contrib(lut),
+            }),
+            reset: false,
+            total: Share::default(),
+            unknown: false,
+        }
+    }
+
+    #[test]
+    fn the_residual_decays_as_blocked_load_and_tasks_add_up() {
+        const PERIOD: u64 = 1024 * 1024;
+        let mut roots = Roots::new(1);
+        // First sample: the kernel has 20 000 000 of util_sum, the tasks
+        // 12 000 000: the rest is taken as blocked load, not judged.
+        let mut p = probe(0, 0, 20_000_000);
+        p.add(
+            false,
+            Some(Share {
+                util: 12_000_000,
+                ..Share::default()
+            }),
+        );
+        roots.judge(&p);
+        assert_eq!((roots.samples, roots.reanchors), (1, 1));
+        assert!(roots.fid.get(Metric::Util).summary().is_none());
+        // 32 periods on (one half-life), the residual is halved exactly.
+        let lut = 32 * PERIOD;
+        let divider = (PELT_MIN_DIVIDER + lattice_period_contrib(lut)) as u64;
+        let want = (7_000_000 + decay_load(8_000_000, 32)) / divider;
+        let mut p = probe(lut, want, 0);
+        p.add(
+            false,
+            Some(Share {
+                util: 3_000_000,
+                ..Share::default()
+            }),
+        );
+        p.add(
+            false,
+            Some(Share {
+                util: 4_000_000,
+                ..Share::default()
+            }),
+        );
+        roots.judge(&p);
+        let s = roots.fid.get(Metric::Util).summary().unwrap();
+        assert_eq!((s.samples, s.max_abs_err), (1, 0));
+        // A task first seen: the residual is taken again there.
+        let mut p = probe(lut + PERIOD, 500, 0);
+        p.add(true, Some(Share::default()));
+        roots.judge(&p);
+        assert_eq!(roots.reanchors, 2);
+        // A negative residual decays towards zero too.
+        assert_eq!(
+            decay_signed(-8_000_000, 32),
+            -(decay_load(8_000_000, 32) as i64)
+        );
+    }
+}
