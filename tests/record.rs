@@ -718,6 +718,33 @@ fn replay_reproduces_the_live_kernel() {
                     return Err(keep(msg));
                 }
             }
+            if *pelt == "full" {
+                // Each CPU's root run-queue as the sum of its tasks (README,
+                // "Root run-queues"). Live runs: periodic 94.8–96.9 % exact,
+                // 98.3–99.3 % within ±2; mixed (its threads migrate, and
+                // sit in an autogroup) 49.7–62.4 % exact, 84.9–92.7 % within
+                // ±2; util_est 98.2–98.8 %.
+                let (exact_floor, w2_floor) = if *workload == "mixed" {
+                    (0.40, 0.80)
+                } else {
+                    (0.90, 0.95)
+                };
+                let r = &s["root"];
+                let get = |m: &str, k: &str| r[m][k].as_f64().unwrap_or(-1.0);
+                let (exact, w2, ue) = (
+                    get("util_avg", "exact_fraction"),
+                    get("util_avg", "within2_fraction"),
+                    get("util_est", "exact_fraction"),
+                );
+                eprintln!(
+                    "replay {pelt} {workload}: root util_avg {exact:.4} exact, {w2:.4} within 2; util_est {ue:.4} exact"
+                );
+                if !(exact >= exact_floor && w2 >= w2_floor && ue >= 0.95) {
+                    return Err(keep(format!(
+                        "{pelt} {workload}: root util_avg {exact:.4} exact (floor {exact_floor}), {w2:.4} within 2 (floor {w2_floor}), util_est {ue:.4} exact (floor 0.95)"
+                    )));
+                }
+            }
             Ok(())
         };
         if let Err(first) = judge(0) {

@@ -28,6 +28,10 @@ pub const SCHED_PRIO_TO_WEIGHT: [u64; 40] = [
 const WEIGHT_IDLEPRIO: u64 = 3;
 const SCHED_IDLE: u32 = 5;
 
+/// `prev_state` bits of a task switched out for the last time
+/// (`EXIT_DEAD`, `TASK_DEAD`).
+const TASK_DEAD_STATES: u32 = 0x10 | 0x80;
+
 /// The load weight of a CFS task of kernel priority `prio` (100..=139),
 /// None for tasks PELT's fair class does not track (RT, deadline, idle).
 pub fn fair_weight(prio: i32, policy: Option<u32>) -> Option<u64> {
@@ -128,7 +132,7 @@ pub struct Summary {
     /// Kernel samples the reference was judged on.
     pub samples: u64,
     /// Samples not judged, by reason: `init` (first sight), `reanchor`,
-    /// `warmup` (--init zero).
+    /// `warmup` (--init zero), `exit` (after the task's exit record).
     pub excluded: BTreeMap<&'static str, u64>,
     /// Tasks replayed (fair class).
     pub tasks: u64,
@@ -264,6 +268,8 @@ pub fn replay_tapped(
         dead: Vec::new(),
         free: Vec::new(),
         exited: HashSet::default(),
+        dying: HashSet::default(),
+        dead_out: HashSet::default(),
         done_fid: Fidelity::default(),
         done_reanchors: 0,
         done_tasks: 0,
@@ -310,8 +316,13 @@ pub fn replay_tapped(
             .for_each(|s| {
                 for e in s.events.drain(..) {
                     match e.kind {
-                        EventKind::Probe { id, now, source } => {
-                            let (fresh, share) = s.sim.root_share(now, source);
+                        EventKind::Probe {
+                            id,
+                            now,
+                            source,
+                            pre_attach,
+                        } => {
+                            let (fresh, share) = s.sim.root_share(now, source, pre_attach);
                             s.shares.push((id, fresh, share));
                         }
                         _ => s.sim.step(&cfg, &e, &mut s.out),
@@ -499,8 +510,15 @@ pub fn replay_tapped(
                             after = pass.release(r.cpu, lut);
                         }
                         Record::Wakeup(r) => {
+                            // Only the enqueue's last sample can be its
+                            // attach (a new or migrated task's): the ones
+                            // before, a boundary crossed, are without it.
                             let lut = r.pelt.map(|p| p.last_update_time);
                             after = pass.release(r.target_cpu, lut);
+                            let n = after.len();
+                            for p in after.iter_mut().take(n.saturating_sub(1)) {
+                                p.pre_attach = Some(r.pid);
+                            }
                         }
                         Record::Migrate(r) => {
                             // A queued task is detached from the source
@@ -635,6 +653,17 @@ pub fn replay_tapped(
                                 delayed[c].push(r.prev.pid);
                             }
                         }
+                        if r.prev_state & TASK_DEAD_STATES != 0 && r.prev.pid != 0 {
+                            if pass.dying.remove(&r.prev.pid) {
+                                // Its final switch out: the task is gone.
+                                pass.finish(r.prev.pid, r.ts, r.cpu);
+                                pass.exited.insert(r.prev.pid);
+                            } else if pass.by_pid.contains_key(&r.prev.pid) {
+                                // Its exit record is still to come (a
+                                // trace that writes them in that order).
+                                pass.dead_out.insert(r.prev.pid);
+                            }
+                        }
                         pass.settle(r.prev.pid, r.cpu);
                         pass.settle(r.next.pid, r.cpu);
                         clocks.set_busy(r.cpu, r.next.pid != 0);
@@ -715,6 +744,7 @@ pub fn replay_tapped(
                                 sums: r.sums,
                                 reset: false,
                                 total: Default::default(),
+                                pre_attach: None,
                                 unknown: false,
                             });
                         }
@@ -745,32 +775,37 @@ pub fn replay_tapped(
                             pass.slots[i].comm = String::from_utf8_lossy(&r.comm).into_owned();
                         }
                         use schedrec_format::TaskEvent;
-                        let ends = matches!(r.event, TaskEvent::Exit)
-                            || (matches!(r.event, TaskEvent::Fork)
-                                && pass.by_pid.contains_key(&r.pid));
-                        if ends {
-                            // The task is gone (or its pid is reused): finish it.
-                            pass.unsettle(r.pid);
-                            if let Some(i) = pass.by_pid.remove(&r.pid) {
-                                let ev = Event {
+                        if matches!(r.event, TaskEvent::Fork) && pass.by_pid.contains_key(&r.pid) {
+                            // The pid is reused: the old task is gone.
+                            pass.finish(r.pid, r.ts, r.cpu);
+                        }
+                        if matches!(r.event, TaskEvent::Exit) {
+                            // The exit record comes from do_exit(): the task
+                            // still runs (and can be preempted) until its
+                            // final switch out, its load on its run-queue
+                            // until then; it is finished there. One not
+                            // replayed must not start a new task at that
+                            // switch. Its metadata goes (a fork that reuses
+                            // the pid brings new): memory follows the tasks
+                            // alive.
+                            if pass.dead_out.remove(&r.pid) {
+                                // Already switched out dead.
+                                pass.finish(r.pid, r.ts, r.cpu);
+                                pass.exited.insert(r.pid);
+                            } else if let Some(&i) = pass.by_pid.get(&r.pid) {
+                                pass.dying.insert(r.pid);
+                                pass.slots[i].events.push(Event {
                                     ts: r.ts,
                                     cpu: r.cpu,
                                     off: 0,
                                     speed: Speed::FULL,
-                                    kind: EventKind::Exit,
+                                    kind: EventKind::Exiting,
                                     k: None,
                                     sums: None,
-                                };
-                                pass.slots[i].events.push(ev);
-                                pass.dead.push(i);
+                                });
+                            } else {
+                                pass.exited.insert(r.pid);
                             }
-                        }
-                        if matches!(r.event, TaskEvent::Exit) {
-                            // Its last switch out comes after the exit record: do
-                            // not start a new task for it. Its metadata goes (a
-                            // fork that reuses the pid brings new): memory
-                            // follows the tasks alive.
-                            pass.exited.insert(r.pid);
                             pass.policy.remove(&r.pid);
                             pass.prio.remove(&r.pid);
                             pass.comms.remove(&r.pid);
@@ -778,6 +813,8 @@ pub fn replay_tapped(
                         if matches!(r.event, TaskEvent::Fork) {
                             pass.skipped.remove(&r.pid);
                             pass.exited.remove(&r.pid);
+                            pass.dying.remove(&r.pid);
+                            pass.dead_out.remove(&r.pid);
                         }
                     }
                     Record::CpuFreq(r) => {
@@ -894,6 +931,10 @@ struct Pass<'m> {
     free: Vec<usize>,
     /// Pids whose task exited (until a fork reuses them).
     exited: HashSet<u32>,
+    /// Replayed tasks past their exit record, not yet switched out dead.
+    dying: HashSet<u32>,
+    /// Replayed tasks switched out dead before their exit record.
+    dead_out: HashSet<u32>,
     /// What retired tasks leave: their errors, re-anchors, and the busiest
     /// of them (kept to a few times `top`).
     done_fid: Fidelity,
@@ -949,6 +990,7 @@ impl Pass<'_> {
             .map(|&pid| (pid, false))
             .chain(source.map(|pid| (pid, true)))
             .collect();
+        let pre = p.pre_attach;
         for (pid, source) in members {
             self.route(
                 pid,
@@ -958,7 +1000,12 @@ impl Pass<'_> {
                     cpu: p.cpu,
                     off: 0,
                     speed: Speed::FULL,
-                    kind: EventKind::Probe { id, now, source },
+                    kind: EventKind::Probe {
+                        id,
+                        now,
+                        source,
+                        pre_attach: pre == Some(pid),
+                    },
                     k: None,
                     sums: None,
                 },
@@ -991,6 +1038,23 @@ impl Pass<'_> {
             for p in std::mem::take(&mut self.held[c]) {
                 self.probe(p, None);
             }
+        }
+    }
+
+    /// The task is gone (dead, or its pid reused): its timeline ends here.
+    fn finish(&mut self, pid: u32, ts: u64, cpu: u32) {
+        self.unsettle(pid);
+        if let Some(i) = self.by_pid.remove(&pid) {
+            self.slots[i].events.push(Event {
+                ts,
+                cpu,
+                off: 0,
+                speed: Speed::FULL,
+                kind: EventKind::Exit,
+                k: None,
+                sums: None,
+            });
+            self.dead.push(i);
         }
     }
 

@@ -87,9 +87,6 @@ pub trait TaskModel: Send {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Moved {
     No,
-    /// Woken on another CPU: synced to the source's clock at this PELT
-    /// time, attached at the probe's (the enqueue's attach).
-    Synced(u64),
     /// Load-balanced while queued: attached to the destination at this
     /// PELT time (estimated), queued since.
     Attached(u64),
@@ -470,12 +467,6 @@ impl TaskModel for PeltTask {
                     inp.runnable as u64,
                     inp.running,
                 );
-            }
-            Moved::Synced(sync) => {
-                if update_load_sum(sync, &mut sa, 0, 0, false) {
-                    update_load_avg(&mut sa, se_weight(w));
-                }
-                attach(&mut sa, now);
             }
             Moved::Attached(at) => {
                 attach(&mut sa, at.min(now));

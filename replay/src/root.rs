@@ -20,13 +20,22 @@
 //! blocked load does, and taken again (that sample not judged) whenever a
 //! task is first seen on the CPU, since its load was in the residual.
 //! util_est at the root is the sum of the enqueued tasks' util_est
-//! (`util_est_enqueue()`/`util_est_dequeue()`), not a PELT signal.
+//! (`util_est_enqueue()`/`util_est_dequeue()`), not a PELT signal, and has
+//! no residual: a task enqueued there runs, and is seen, soon (a residual
+//! taken at a sample where the trace and the kernel disagree on one task's
+//! enqueue would stay wrong for ever).
 //!
-//! What this cannot see: group entities. With task groups (cgroups,
-//! autogroup) the root run-queue holds group entities whose weights
+//! What this cannot see: task groups (cgroups, autogroup). The root
+//! run-queue then holds group entities whose weights
 //! (`calc_group_shares()`) the trace does not carry, so its load_avg is not
-//! the tasks' summed load and is not judged; util and runnable pass
-//! through groups unchanged.
+//! the tasks' summed load; and a task's delayed dequeue changes
+//! `h_nr_runnable` at every level (`set_delayed()`, `clear_delayed()`)
+//! while only its own group's run-queue is updated first, so the root
+//! integrates the count it finds at its next update — an update the trace
+//! shows only when it crossed a period boundary. With task groups in the
+//! trace (group entities' samples) neither load_avg nor runnable_avg is
+//! judged. util_avg passes through groups unchanged (a root update comes
+//! before every change of `cfs_rq->curr`), and so does util_est.
 
 use schedrec_format::record::{PeltAvg, PeltSums};
 use serde::Serialize;
@@ -57,6 +66,9 @@ pub struct Probe {
     pub reset: bool,
     /// The shares summed so far.
     pub total: Share,
+    /// The sample came before the last of a wakeup's samples at its PELT
+    /// time: this woken task may not be attached yet.
+    pub pre_attach: Option<u32>,
     /// A task attached here had no state to give (not anchored, or its
     /// timeline broke off): its part is in the residual.
     pub unknown: bool,
@@ -87,7 +99,6 @@ struct Residual {
     load: i64,
     runnable: i64,
     util: i64,
-    util_est: i64,
 }
 
 fn decay_signed(v: i64, periods: u64) -> i64 {
@@ -100,7 +111,7 @@ fn decay_signed(v: i64, periods: u64) -> i64 {
 }
 
 impl Residual {
-    /// Blocked load decays with the periods crossed; util_est does not.
+    /// Blocked load decays with the periods crossed.
     fn at(&self, lut: u64) -> Residual {
         let delta = lut.saturating_sub(self.lut) >> 10;
         let periods = (lattice_period_contrib(self.lut) as u64 + delta) / 1024;
@@ -112,7 +123,6 @@ impl Residual {
             load: decay_signed(self.load, periods),
             runnable: decay_signed(self.runnable, periods),
             util: decay_signed(self.util, periods),
-            util_est: self.util_est,
         }
     }
 }
@@ -125,7 +135,8 @@ pub struct Roots {
     pub samples: u64,
     pub reanchors: u64,
     pub unknown: u64,
-    /// Group entities were seen: the root's load_avg is not the tasks'.
+    /// Group entities were seen: the root's load_avg and runnable_avg are
+    /// not the tasks' sums.
     pub groups: bool,
 }
 
@@ -141,8 +152,8 @@ pub struct RootSummary {
     /// Judged samples with a task attached whose state is not known (its
     /// timeline broke off: its part is estimated as blocked load).
     pub unknown: u64,
-    /// Whether the trace shows task groups (group entities): load_avg is
-    /// then not judged.
+    /// Whether the trace shows task groups (group entities): load_avg and
+    /// runnable_avg are then not judged.
     pub task_groups: bool,
     pub util_avg: Option<MetricSummary>,
     pub load_avg: Option<MetricSummary>,
@@ -192,7 +203,6 @@ impl Roots {
                     load: ks.load_sum as i64 - t.load as i64,
                     runnable: ks.runnable_sum as i64 - t.runnable as i64,
                     util: ks.util_sum as i64 - t.util as i64,
-                    util_est: p.kernel.util_est as i64 - t.util_est as i64,
                 });
                 self.reanchors += 1;
                 return;
@@ -206,7 +216,7 @@ impl Roots {
         let util = sum(t.util, res.util) / divider;
         let runnable = sum(t.runnable, res.runnable) / divider;
         let load = sum(t.load, res.load) / divider;
-        let util_est = sum(t.util_est, res.util_est);
+        let util_est = t.util_est;
         let k = &p.kernel;
         self.fid.add(Metric::Util, Some(util), k.util_avg);
         self.fid
@@ -226,12 +236,12 @@ impl Roots {
             unknown: self.unknown,
             task_groups: self.groups,
             util_avg: self.fid.get(Metric::Util).summary(),
-            load_avg: if self.groups {
-                None
-            } else {
-                self.fid.get(Metric::Load).summary()
-            },
-            runnable_avg: self.fid.get(Metric::Runnable).summary(),
+            load_avg: (!self.groups)
+                .then(|| self.fid.get(Metric::Load).summary())
+                .flatten(),
+            runnable_avg: (!self.groups)
+                .then(|| self.fid.get(Metric::Runnable).summary())
+                .flatten(),
             util_est: self.fid.get(Metric::UtilEst).summary(),
         })
     }
@@ -258,6 +268,7 @@ mod tests {
             }),
             reset: false,
             total: Share::default(),
+            pre_attach: None,
             unknown: false,
         }
     }

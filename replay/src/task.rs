@@ -90,7 +90,12 @@ pub enum EventKind {
     /// The task's load weight is now this (its priority changed, or was
     /// first learnt).
     Reweight { weight: u64 },
-    /// The task exited.
+    /// The task's exit record (`sched_process_exit`, in `do_exit()`): it
+    /// runs on until its final switch out, but is moved between task groups
+    /// meanwhile (autogroup) at a time the trace does not give, and its
+    /// samples from here on are not judged.
+    Exiting,
+    /// The task is gone (its final switch out, or its pid reused).
     Exit,
     /// Events were lost: the timeline breaks here.
     Lost,
@@ -102,7 +107,14 @@ pub enum EventKind {
     /// attached to, at PELT time `now`: the task gives its part
     /// ([`TaskSim::root_share`]) to probe `id`, and is not changed.
     /// `source`: the probe is of the CPU the task just migrated away from.
-    Probe { id: u32, now: u64, source: bool },
+    /// `pre_attach`: the sample came before the last one of the task's own
+    /// wakeup (the enqueue's attach, if the wakeup attached it).
+    Probe {
+        id: u32,
+        now: u64,
+        source: bool,
+        pre_attach: bool,
+    },
 }
 
 /// How long samples after an anchor from averages alone are not judged:
@@ -197,6 +209,11 @@ pub struct TaskSim {
     provisional_until: Option<u64>,
     /// The CPU of the task's last switch-in.
     run_cpu: u32,
+    /// Past its exit record ([`EventKind::Exiting`]).
+    exiting: bool,
+    /// The PELT time of the task's last attach at a wakeup (new task,
+    /// wakeup migration).
+    attached_at: Option<u64>,
     first_ts: Option<u64>,
     /// A wakeup migration in progress: the estimated PELT time of the
     /// source run-queue's sync.
@@ -236,6 +253,8 @@ impl TaskSim {
             lost_sight: false,
             provisional_until: None,
             run_cpu: u32::MAX,
+            exiting: false,
+            attached_at: None,
             first_ts: None,
             migrating: None,
             attach_at: None,
@@ -400,6 +419,9 @@ impl TaskSim {
         {
             excluded = Some("warmup");
         }
+        if excluded.is_none() && self.exiting {
+            excluded = Some("exit");
+        }
         if let (Some(k), None) = (ev.k, excluded) {
             self.fid.add(Metric::Util, exact.util_avg, k.util_avg);
             self.fid.add(Metric::Load, exact.load_avg, k.load_avg);
@@ -496,7 +518,16 @@ impl TaskSim {
     /// `source`: the run-queue is the one the task just migrated away
     /// from. A queued task was detached from it; a sleeping one's removal
     /// waits for that run-queue's next update, so it is still there.
-    pub fn root_share(&mut self, now: u64, source: bool) -> (bool, Option<Share>) {
+    ///
+    /// `pre_attach`: the sample came before the last one of this task's
+    /// wakeup at the same PELT time: if that wakeup attached the task (a
+    /// new task, a wakeup migration), it is not on the run-queue yet.
+    pub fn root_share(
+        &mut self,
+        now: u64,
+        source: bool,
+        pre_attach: bool,
+    ) -> (bool, Option<Share>) {
         if source {
             if self.migrating.is_none() {
                 return (false, Some(Share::default()));
@@ -517,16 +548,19 @@ impl TaskSim {
         let Some(m) = self.models.first() else {
             return (fresh, None);
         };
+        if pre_attach && self.attached_at == Some(now) {
+            return (fresh, Some(Share::default()));
+        }
         let moved = match (self.migrating, self.attach_at) {
-            (Some(sync), _) => Moved::Synced(sync),
+            // Woken on another CPU: attached in the enqueue, whose last
+            // sample comes after the wakeup record. Not there yet.
+            (Some(_), _) => return (fresh, Some(Share::default())),
             (None, Some((at, _, _))) => Moved::Attached(at),
             (None, None) => Moved::No,
         };
         // util_est is the run-queue's while the task is enqueued (a
-        // delayed task's came off at its dequeue; a woken one's went on
-        // before its attach).
-        let enqueued = matches!(self.state, State::Waiting | State::Running)
-            || matches!(moved, Moved::Synced(_));
+        // delayed task's came off at its dequeue).
+        let enqueued = matches!(self.state, State::Waiting | State::Running);
         (
             fresh,
             m.root_share(now, self.state.inputs(), moved, enqueued),
@@ -618,6 +652,7 @@ impl TaskSim {
                 dest_off_ts,
             } => self.migrate(cfg, ev, orig_off, dest_off, dest_off_ts),
             EventKind::Reweight { weight } => self.set_weight(weight),
+            EventKind::Exiting => self.exiting = true,
             EventKind::Pick => {
                 if self.state == State::Delayed && !self.unanchored {
                     let now = self.now(cfg, ev);
@@ -649,6 +684,9 @@ impl TaskSim {
             // start from its values. Its sums are what attach rebuilt from
             // them (wake_up_new_task() attaches it): exact.
             self.init(cfg, ev, &k);
+            if new {
+                self.attached_at = Some(self.now(cfg, ev));
+            }
             if new && !cfg.init_zero && cfg.clock == Clock::Pelt && ev.sums.is_none() {
                 let now = self.now(cfg, ev);
                 for m in &mut self.models {
@@ -685,6 +723,7 @@ impl TaskSim {
                         m.attach(now, pc, ev.cpu);
                     }
                     self.last_now = now;
+                    self.attached_at = Some(now);
                 } else if self.provisional() && now >> 20 > self.last_now >> 20 {
                     // The enqueue crossed a period boundary since the dequeue
                     // (the task's last update): its averages are its sums

@@ -68,6 +68,21 @@ fn periodic(periods: u64, extra: impl Fn(u64) -> Vec<Record>) -> Vec<Record> {
     v
 }
 
+/// The task's fork or exit record.
+fn task_event(ts: u64, event: TaskEvent) -> Record {
+    Record::Task(Task {
+        ts,
+        cpu: u32::MAX,
+        pid: PID,
+        tgid: PID,
+        ppid: 1,
+        prio: 120,
+        policy: 0,
+        event,
+        comm: b"p".to_vec(),
+    })
+}
+
 fn run(records: &[Record], opts: &Options) -> (Summary, Vec<Row>) {
     run_on(records, opts, meta(PeltMode::Switch))
 }
@@ -185,17 +200,7 @@ fn a_reused_pid_is_a_new_task() {
     let mut recs = periodic(10, |_| vec![]);
     let end = 1_000 * MS + 10 * 16 * MS;
     for (ts, event) in [(end, TaskEvent::Exit), (end + MS, TaskEvent::Fork)] {
-        recs.push(Record::Task(Task {
-            ts,
-            cpu: u32::MAX,
-            pid: PID,
-            tgid: PID,
-            ppid: 1,
-            prio: 120,
-            policy: 0,
-            event,
-            comm: b"p".to_vec(),
-        }));
+        recs.push(task_event(ts, event));
     }
     let later: Vec<Record> = periodic(10, |_| vec![])
         .into_iter()
@@ -373,4 +378,43 @@ fn a_saturated_slow_cpu_loses_its_idle_time() {
         "after 100 ms of sleep: {}",
         u[1]
     );
+}
+
+/// The exit record comes from `do_exit()`: the task runs on (its load on
+/// its run-queue) until its final switch out, which ends it; its samples
+/// in between are not judged (`exit`).
+#[test]
+fn an_exiting_task_runs_until_its_final_switch_out() {
+    const TASK_DEAD: u32 = 0x80;
+    let exit = |ts: u64| task_event(ts, TaskEvent::Exit);
+    let t = 1_000 * MS + 40 * 16 * MS + 123_457;
+    let mut recs = periodic(40, |_| vec![]);
+    recs.push(wakeup(t));
+    recs.push(switch(t + 5_000, 0, PID, 0, None));
+    recs.push(exit(t + MS));
+    recs.push(switch(t + 3 * MS, PID, 0, TASK_DEAD, k(t + 3 * MS, false)));
+    let (s, rows) = run(&recs, &zero_init());
+    assert_eq!(s.tasks, 1, "{s:?}");
+    let last = rows.iter().rfind(|r| r.pid == PID).unwrap();
+    assert_eq!(
+        (last.ts, last.event, last.excluded),
+        (t + 3 * MS, "switch_out", Some("exit"))
+    );
+    assert_eq!(s.excluded.get("exit"), Some(&1), "{s:?}");
+    // 40 runs of 8 ms − 5 µs, and the last 3 ms − 5 µs to the final switch.
+    let ran = s.per_task[0].running_ms;
+    assert!((ran - (40.0 * 7.995 + 2.995)).abs() < 1e-6, "{ran}");
+
+    // A trace that writes the final switch before the exit record: the
+    // task ends at its exit record, and its final switch is judged.
+    let mut recs = periodic(40, |_| vec![]);
+    recs.push(wakeup(t));
+    recs.push(switch(t + 5_000, 0, PID, 0, None));
+    recs.push(switch(t + 3 * MS, PID, 0, TASK_DEAD, k(t + 3 * MS, false)));
+    recs.push(exit(t + 3 * MS));
+    let (s, rows) = run(&recs, &zero_init());
+    assert_eq!(s.tasks, 1, "{s:?}");
+    assert!(!s.excluded.contains_key("exit"), "{s:?}");
+    let last = rows.iter().rfind(|r| r.pid == PID).unwrap();
+    assert_eq!((last.ts, last.excluded), (t + 3 * MS, None));
 }

@@ -261,7 +261,8 @@ fn print_summary(file: &std::path::Path, s: &Summary, freq_invariance: bool) {
             }
         }
         if r.task_groups {
-            println!("  load_avg not judged: the trace shows task groups, whose entities' weights it does not carry");
+            println!("  load_avg and runnable_avg not judged: the trace shows task groups (their weights, and the root's");
+            println!("  updates between period boundaries, are not in it; see README, \"Root run-queues\")");
         }
     }
     println!("busiest tasks (util_avg):");
