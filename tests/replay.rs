@@ -117,6 +117,50 @@ fn root_run_queues_are_the_sum_of_their_tasks() {
     assert!(root("periodic-16ms-50pct.sched", &[]).is_null());
 }
 
+/// `replay -o` writes each root sample as a row (pid 0, event `cfs_rq`),
+/// in time order with the tasks' rows, and the summary is those rows'.
+#[test]
+fn root_samples_are_rows() {
+    let (stdout, text) = replay_csv("periodic-16ms-50pct-full.sched", &["--json"]);
+    let s: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
+    let mut lines = text.lines();
+    let head: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| head.iter().position(|h| *h == name).unwrap();
+    let (ts, pid, event) = (col("ts"), col("pid"), col("event"));
+    let (k, m, ex) = (
+        col("kernel_util_avg"),
+        col("exact_util_avg"),
+        col("excluded"),
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    let times: Vec<u64> = rows.iter().map(|r| r[ts].parse().unwrap()).collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "rows out of time order"
+    );
+    let root: Vec<&Vec<&str>> = rows.iter().filter(|r| r[event] == "cfs_rq").collect();
+    assert!(root.iter().all(|r| r[pid] == "0"));
+    let r = &s["root"];
+    assert_eq!(root.len() as f64, r["samples"].as_f64().unwrap(), "{r:#}");
+    assert_eq!(
+        (rows.len() - root.len()) as f64,
+        s["rows"].as_f64().unwrap(),
+        "the summary's rows are the tasks'"
+    );
+    let judged: Vec<_> = root.iter().filter(|r| r[ex].is_empty()).collect();
+    let exact = judged.iter().filter(|r| r[k] == r[m]).count();
+    assert_eq!(
+        judged.len() as f64,
+        r["util_avg"]["samples"].as_f64().unwrap(),
+        "{r:#}"
+    );
+    assert!(
+        (exact as f64 / judged.len() as f64 - r["util_avg"]["exact_fraction"].as_f64().unwrap())
+            .abs()
+            < 1e-12
+    );
+}
+
 #[test]
 fn switch_pelt_recordings_are_reproduced() {
     // --pelt switch: no sums (rebuilt from the averages; the window position
@@ -179,19 +223,24 @@ fn init_zero_converges_to_the_kernel() {
 }
 
 /// Rows of the periodic task in `replay -o OUT.csv`.
-fn periodic_rows(args: &[&str]) -> Vec<std::collections::HashMap<String, String>> {
+/// `schedrec replay FIXTURE -o CSV ARGS`: its stdout and the CSV's text.
+fn replay_csv(name: &str, args: &[&str]) -> (Vec<u8>, String) {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("r.csv");
     let o = Command::new(env!("CARGO_BIN_EXE_schedrec"))
         .arg("replay")
-        .arg(fixture("periodic-16ms-50pct-full.sched"))
+        .arg(fixture(name))
         .arg("-o")
         .arg(&out)
         .args(args)
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let text = std::fs::read_to_string(&out).unwrap();
+    (o.stdout, std::fs::read_to_string(&out).unwrap())
+}
+
+fn periodic_rows(args: &[&str]) -> Vec<std::collections::HashMap<String, String>> {
+    let (_, text) = replay_csv("periodic-16ms-50pct-full.sched", args);
     let mut lines = text.lines();
     let head: Vec<&str> = lines.next().unwrap().split(',').collect();
     let rows: Vec<_> = lines
@@ -356,7 +405,11 @@ fn writing_rows_changes_nothing_in_the_summary() {
     let ts: Vec<u64> = lines
         .map(|l| l.split(',').nth(ts_col).unwrap().parse().unwrap())
         .collect();
-    assert_eq!(ts.len() as u64, with["rows"].as_u64().unwrap());
+    // (The root run-queues' samples are rows too: `root_samples_are_rows`.)
+    assert_eq!(
+        ts.len() as u64,
+        with["rows"].as_u64().unwrap() + with["root"]["samples"].as_u64().unwrap()
+    );
     assert!(
         ts.windows(2).all(|w| w[0] <= w[1]),
         "rows out of time order"

@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::clock::{Clocks, Speed};
 use crate::fidelity::{Fidelity, Metric, MetricSummary};
 use crate::model::{Measured, Model, Pelt, TaskInfo, UtilEst};
-use crate::root::{Probe, RootSummary, Roots};
+use crate::root::{Probe, RootSummary, Roots, ROOT_EVENT};
 use crate::task::{Clock, Config, Event, EventKind, Row, TaskSim};
 
 /// `sched_prio_to_weight[]` (kernel/sched/core.c), nice −20 … 19.
@@ -77,6 +77,10 @@ pub struct Options {
     /// summary is wanted; the sink is not called, and putting the rows in
     /// order, a sequential part of the replay, is skipped).
     pub rows: bool,
+    /// With `rows`, also the root run-queues' samples: pid 0, event
+    /// `cfs_rq`, the tasks' sum as the model ([`crate::root`]). Not counted
+    /// in `Summary::rows`, whose rows are the tasks'.
+    pub root_rows: bool,
 }
 
 impl Default for Options {
@@ -92,6 +96,7 @@ impl Default for Options {
             batch: 1 << 16,
             top: 10,
             rows: true,
+            root_rows: false,
         }
     }
 }
@@ -281,6 +286,8 @@ pub fn replay_tapped(
         reset: vec![false; nr_cpus],
         probes: Vec::new(),
         held: vec![Vec::new(); nr_cpus],
+        root_rows_wanted: opts.rows && opts.root_rows,
+        root_rows: Vec::new(),
         roots: Roots::new(nr_cpus),
     };
     // Each CPU's PELT clock: measured from the kernel's timestamps with
@@ -361,6 +368,7 @@ pub fn replay_tapped(
         // The rows carried over first: they go before this batch's rows of
         // the same time and task.
         let outs: Vec<&[Row]> = std::iter::once(carry.as_slice())
+            .chain(std::iter::once(pass.root_rows.as_slice()))
             .chain(pass.slots.iter().map(|s| s.out.as_slice()))
             .collect();
         keys.par_extend(outs.par_iter().enumerate().flat_map_iter(|(si, out)| {
@@ -378,13 +386,14 @@ pub fn replay_tapped(
         for s in pass.slots.iter_mut() {
             s.out.clear();
         }
+        pass.root_rows.clear();
         pass.retire_dead();
-        for r in &rows {
+        for r in rows.iter().filter(|r| r.event != ROOT_EVENT) {
             if let Some(why) = r.excluded {
                 *excluded.entry(why).or_default() += 1;
             }
+            *rows_total += 1;
         }
-        *rows_total += rows.len() as u64;
         sink(&rows)?;
         rows.clear();
         Ok(())
@@ -955,14 +964,24 @@ struct Pass<'m> {
     probes: Vec<Probe>,
     /// Per CPU: root samples waiting for the CPU's next record.
     held: Vec<Vec<Probe>>,
+    /// The root samples' rows of the batch ([`Options::root_rows`]).
+    root_rows_wanted: bool,
+    root_rows: Vec<Row>,
     roots: Roots,
 }
 
 impl Pass<'_> {
     /// `pid` is attached to CPU `cpu`'s root run-queue now (when it is a
     /// replayed task).
+    #[inline]
     fn settle(&mut self, pid: u32, cpu: u32) {
-        if !self.track_roots || pid == 0 || (cpu as usize) >= self.members.len() {
+        if self.track_roots {
+            self.settle_tracked(pid, cpu);
+        }
+    }
+
+    fn settle_tracked(&mut self, pid: u32, cpu: u32) {
+        if pid == 0 || (cpu as usize) >= self.members.len() {
             return;
         }
         if !self.by_pid.contains_key(&pid) {
@@ -1077,7 +1096,11 @@ impl Pass<'_> {
             }
         }
         for p in self.probes.drain(..) {
-            self.roots.judge(&p);
+            if let Some(row) = self.roots.judge(&p) {
+                if self.root_rows_wanted {
+                    self.root_rows.push(row);
+                }
+            }
         }
     }
 

@@ -41,7 +41,12 @@ use schedrec_format::record::{PeltAvg, PeltSums};
 use serde::Serialize;
 
 use crate::fidelity::{Fidelity, Metric, MetricSummary};
+use crate::model::Values;
 use crate::pelt::{decay_load, lattice_period_contrib, PELT_MIN_DIVIDER};
+use crate::task::Row;
+
+/// The `event` of a root run-queue's row (pid 0).
+pub const ROOT_EVENT: &str = "cfs_rq";
 
 /// One task's part of a root run-queue at a probe: its sums (load weighted
 /// by the task's weight, as the run-queue accumulates it) and, while it is
@@ -178,11 +183,13 @@ impl Roots {
         self.residual.fill(None);
     }
 
-    /// Judges one probe whose shares are all in (probes in time order).
-    pub fn judge(&mut self, p: &Probe) {
+    /// Judges one probe whose shares are all in (probes in time order),
+    /// and returns it as a row: pid 0, event `cfs_rq`, the kernel's values
+    /// and the tasks' sum (`reanchor` where the residual was taken).
+    pub fn judge(&mut self, p: &Probe) -> Option<Row> {
         let c = p.cpu as usize;
         if c >= self.residual.len() {
-            return;
+            return None;
         }
         self.samples += 1;
         let lut = p.kernel.last_update_time;
@@ -194,36 +201,53 @@ impl Roots {
             period_contrib: lattice_period_contrib(lut),
         });
         let t = p.total;
-        let retake = p.reset;
-        let res = match self.residual[c] {
-            Some(r) if !retake => r.at(lut),
+        let (res, retake) = match self.residual[c] {
+            Some(r) if !p.reset => (r.at(lut), false),
             _ => {
-                self.residual[c] = Some(Residual {
+                self.reanchors += 1;
+                let r = Residual {
                     lut,
                     load: ks.load_sum as i64 - t.load as i64,
                     runnable: ks.runnable_sum as i64 - t.runnable as i64,
                     util: ks.util_sum as i64 - t.util as i64,
-                });
-                self.reanchors += 1;
-                return;
+                };
+                (r, true)
             }
         };
         self.residual[c] = Some(res);
-        if p.unknown {
-            self.unknown += 1;
-        }
         let sum = |task: u64, r: i64| (task as i64 + r).max(0) as u64;
-        let util = sum(t.util, res.util) / divider;
-        let runnable = sum(t.runnable, res.runnable) / divider;
-        let load = sum(t.load, res.load) / divider;
-        let util_est = t.util_est;
+        let v = Values {
+            util_avg: Some(sum(t.util, res.util) / divider),
+            load_avg: Some(sum(t.load, res.load) / divider),
+            runnable_avg: Some(sum(t.runnable, res.runnable) / divider),
+            util_est: Some(t.util_est.min(u32::MAX as u64) as u32),
+        };
         let k = &p.kernel;
-        self.fid.add(Metric::Util, Some(util), k.util_avg);
-        self.fid
-            .add(Metric::Runnable, Some(runnable), k.runnable_avg);
-        self.fid.add(Metric::Load, Some(load), k.load_avg);
-        self.fid
-            .add(Metric::UtilEst, Some(util_est), k.util_est as u64);
+        if !retake {
+            if p.unknown {
+                self.unknown += 1;
+            }
+            self.fid.add(Metric::Util, v.util_avg, k.util_avg);
+            self.fid
+                .add(Metric::Runnable, v.runnable_avg, k.runnable_avg);
+            self.fid.add(Metric::Load, v.load_avg, k.load_avg);
+            self.fid.add(
+                Metric::UtilEst,
+                v.util_est.map(u64::from),
+                k.util_est as u64,
+            );
+        }
+        Some(Row {
+            ts: p.ts,
+            pid: 0,
+            cpu: p.cpu,
+            event: ROOT_EVENT,
+            kernel: Some(*k),
+            exact: v,
+            model: v,
+            measured: None,
+            excluded: retake.then_some("reanchor"),
+        })
     }
 
     pub fn summary(&self) -> Option<RootSummary> {

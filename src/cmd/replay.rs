@@ -109,6 +109,7 @@ pub fn run(a: Args) -> CliResult {
         freq_invariance: a.freq_invariance,
         measured_window_ns: window_ns,
         rows: a.output.is_some(),
+        root_rows: true,
         ..Options::default()
     };
     let mut out = match &a.output {
