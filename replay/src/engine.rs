@@ -162,7 +162,8 @@ pub struct Summary {
     pub records: u64,
     /// Each CPU's root run-queue rebuilt from its tasks, judged at the
     /// kernel's `pelt_cfs_tp` samples (`--pelt full` traces replayed on
-    /// the kernel's clock; see [`crate::root`]).
+    /// the kernel's clock, tasks started from the kernel's values: None
+    /// with `as_switch`, `ktime` or `init_zero`; see [`crate::root`]).
     pub root: Option<RootSummary>,
 }
 
@@ -274,7 +275,6 @@ pub fn replay_tapped(
         free: Vec::new(),
         exited: HashSet::default(),
         dying: HashSet::default(),
-        dead_out: HashSet::default(),
         done_fid: Fidelity::default(),
         done_reanchors: 0,
         done_tasks: 0,
@@ -317,25 +317,7 @@ pub fn replay_tapped(
                          rows_total: &mut u64,
                          last: bool|
      -> Result<(), Error> {
-        pass.slots
-            .par_iter_mut()
-            .filter(|s| !s.events.is_empty())
-            .for_each(|s| {
-                for e in s.events.drain(..) {
-                    match e.kind {
-                        EventKind::Probe {
-                            id,
-                            now,
-                            source,
-                            pre_attach,
-                        } => {
-                            let (fresh, share) = s.sim.root_share(now, source, pre_attach);
-                            s.shares.push((id, fresh, share));
-                        }
-                        _ => s.sim.step(&cfg, &e, &mut s.out),
-                    }
-                }
-            });
+        step_events(&mut pass.slots, &cfg);
         pass.judge_roots();
         if !opts.rows {
             for s in pass.slots.iter_mut() {
@@ -358,9 +340,11 @@ pub fn replay_tapped(
         let horizon = if last {
             u64::MAX
         } else {
+            // (and root samples held for their CPU's next record).
             pass.slots
                 .iter()
                 .filter_map(|s| s.sim.held_ts())
+                .chain(pass.held.iter().flatten().map(|p| p.ts))
                 .min()
                 .unwrap_or(u64::MAX)
         };
@@ -512,6 +496,13 @@ pub fn replay_tapped(
                 // dequeue and pick), they are judged after it.
                 let mut after = Vec::new();
                 let mut migrated_from = None;
+                // A task switched out dead: finished once the samples of
+                // that switch are judged (its load stays on the run-queue
+                // until the removal at the next update).
+                let mut gone = None;
+                // A task never seen migrated away: its load leaves the
+                // source's residual at the source's next update.
+                let mut unseen_from = None;
                 if pass.track_roots {
                     match rec {
                         Record::Switch(r) => {
@@ -552,7 +543,16 @@ pub fn replay_tapped(
                                 h.extend(same);
                             }
                         }
-                        Record::Task(_) | Record::Loss(_) => pass.release_all(),
+                        // A reused pid ends the old task: its CPU's samples
+                        // before that are due. (Other task records belong
+                        // to the switch or wakeup that follows: the recorder
+                        // writes a task's metadata just before it.)
+                        Record::Task(r) if r.event == schedrec_format::TaskEvent::Fork => {
+                            if let Some(&c) = pass.home.get(&r.pid) {
+                                pass.release(c, None);
+                            }
+                        }
+                        Record::Loss(_) => pass.release_all(),
                         _ => {}
                     }
                 }
@@ -662,16 +662,14 @@ pub fn replay_tapped(
                                 delayed[c].push(r.prev.pid);
                             }
                         }
-                        if r.prev_state & TASK_DEAD_STATES != 0 && r.prev.pid != 0 {
-                            if pass.dying.remove(&r.prev.pid) {
-                                // Its final switch out: the task is gone.
-                                pass.finish(r.prev.pid, r.ts, r.cpu);
-                                pass.exited.insert(r.prev.pid);
-                            } else if pass.by_pid.contains_key(&r.prev.pid) {
-                                // Its exit record is still to come (a
-                                // trace that writes them in that order).
-                                pass.dead_out.insert(r.prev.pid);
-                            }
+                        if r.prev_state & TASK_DEAD_STATES != 0
+                            && r.prev.pid != 0
+                            && pass.by_pid.contains_key(&r.prev.pid)
+                        {
+                            // Its final switch out (whether or not its exit
+                            // record came first): the task is gone.
+                            pass.dying.remove(&r.prev.pid);
+                            gone = Some((r.prev.pid, r.ts, r.cpu));
                         }
                         pass.settle(r.prev.pid, r.cpu);
                         pass.settle(r.next.pid, r.cpu);
@@ -732,13 +730,9 @@ pub fn replay_tapped(
                         pass.route(r.pid, None, ev);
                         if pass.track_roots {
                             if !pass.by_pid.contains_key(&r.pid) && !pass.skipped.contains(&r.pid) {
-                                // An unseen task's blocked load moves
-                                // between residuals.
-                                for c in [r.orig_cpu, r.dest_cpu] {
-                                    if let Some(x) = pass.reset.get_mut(c as usize) {
-                                        *x = true;
-                                    }
-                                }
+                                // (At the destination it is seen at its
+                                // wakeup, which retakes the residual there.)
+                                unseen_from = Some(r.orig_cpu);
                             }
                             pass.settle(r.pid, r.dest_cpu);
                         }
@@ -797,11 +791,7 @@ pub fn replay_tapped(
                             // switch. Its metadata goes (a fork that reuses
                             // the pid brings new): memory follows the tasks
                             // alive.
-                            if pass.dead_out.remove(&r.pid) {
-                                // Already switched out dead.
-                                pass.finish(r.pid, r.ts, r.cpu);
-                                pass.exited.insert(r.pid);
-                            } else if let Some(&i) = pass.by_pid.get(&r.pid) {
+                            if let Some(&i) = pass.by_pid.get(&r.pid) {
                                 pass.dying.insert(r.pid);
                                 pass.slots[i].events.push(Event {
                                     ts: r.ts,
@@ -823,7 +813,6 @@ pub fn replay_tapped(
                             pass.skipped.remove(&r.pid);
                             pass.exited.remove(&r.pid);
                             pass.dying.remove(&r.pid);
-                            pass.dead_out.remove(&r.pid);
                         }
                     }
                     Record::CpuFreq(r) => {
@@ -836,7 +825,15 @@ pub fn replay_tapped(
                         // were doing is unknown.
                         curr.fill(0);
                         clocks.forget_busy(r.ts);
-                        pass.roots.forget();
+                        // Every root's residual is taken again after it.
+                        pass.reset.fill(true);
+                        // A dying task's final switch may have been lost:
+                        // it ends here.
+                        let dying: Vec<u32> = pass.dying.drain().collect();
+                        for pid in dying {
+                            pass.finish(pid, r.ts, r.cpu);
+                            pass.exited.insert(pid);
+                        }
                         woke.fill(None);
                         delayed.iter_mut().for_each(Vec::clear);
                         for s in pass.slots.iter_mut() {
@@ -859,9 +856,19 @@ pub fn replay_tapped(
                 if let Some((p, pid)) = migrated_from {
                     pass.probe(p, Some(pid));
                 }
+                if let Some(c) = unseen_from {
+                    if let Some(x) = pass.reset.get_mut(c as usize) {
+                        *x = true;
+                    }
+                }
+                if let Some((pid, ts, cpu)) = gone {
+                    pass.finish(pid, ts, cpu);
+                    pass.exited.insert(pid);
+                }
                 pending += 1;
+                // (Held root samples wait into the next batch: they have no
+                // probe yet.)
                 if pending >= opts.batch {
-                    pass.release_all();
                     run_batch(&mut pass, &mut excluded, &mut rows_total, false)?;
                     pending = 0;
                     progress(records);
@@ -871,6 +878,8 @@ pub fn replay_tapped(
         Ok(())
     })?;
     pass.release_all();
+    // The last batch's events first: the end of the trace comes after them.
+    step_events(&mut pass.slots, &cfg);
     for s in pass.slots.iter_mut() {
         s.sim.finish(&cfg, last_ts, &mut s.out);
     }
@@ -923,6 +932,30 @@ pub fn replay_tapped(
     })
 }
 
+/// Runs the tasks' queued events, in parallel (tasks are independent once
+/// their events are known).
+fn step_events(slots: &mut [Slot], cfg: &Config) {
+    slots
+        .par_iter_mut()
+        .filter(|s| !s.events.is_empty())
+        .for_each(|s| {
+            for e in s.events.drain(..) {
+                match e.kind {
+                    EventKind::Probe {
+                        id,
+                        now,
+                        source,
+                        pre_attach,
+                    } => {
+                        let (fresh, share) = s.sim.root_share(now, source, pre_attach);
+                        s.shares.push((id, fresh, share));
+                    }
+                    _ => s.sim.step(cfg, &e, &mut s.out),
+                }
+            }
+        });
+}
+
 /// The sequential pass's task table.
 struct Pass<'m> {
     models: Vec<&'m dyn Model>,
@@ -942,8 +975,6 @@ struct Pass<'m> {
     exited: HashSet<u32>,
     /// Replayed tasks past their exit record, not yet switched out dead.
     dying: HashSet<u32>,
-    /// Replayed tasks switched out dead before their exit record.
-    dead_out: HashSet<u32>,
     /// What retired tasks leave: their errors, re-anchors, and the busiest
     /// of them (kept to a few times `top`).
     done_fid: Fidelity,

@@ -178,11 +178,6 @@ impl Roots {
         }
     }
 
-    /// Events were lost: every residual is taken again.
-    pub fn forget(&mut self) {
-        self.residual.fill(None);
-    }
-
     /// Judges one probe whose shares are all in (probes in time order),
     /// and returns it as a row: pid 0, event `cfs_rq`, the kernel's values
     /// and the tasks' sum (`reanchor` where the residual was taken).
@@ -297,43 +292,38 @@ mod tests {
         }
     }
 
+    /// A task's part: `util` of util_sum.
+    fn util(util: u64) -> Option<Share> {
+        Some(Share {
+            util,
+            ..Share::default()
+        })
+    }
+
+    /// A probe at `lut` with the kernel's util_avg `k` (and util_sum
+    /// `k_sum`) and the tasks' parts `tasks`.
+    fn probe_of(lut: u64, k: u64, k_sum: u64, tasks: &[u64]) -> Probe {
+        let mut p = probe(lut, k, k_sum);
+        for &t in tasks {
+            p.add(false, util(t));
+        }
+        p
+    }
+
     #[test]
     fn the_residual_decays_as_blocked_load_and_tasks_add_up() {
         const PERIOD: u64 = 1024 * 1024;
+        let lut = 32 * PERIOD;
+        let divider = (PELT_MIN_DIVIDER + lattice_period_contrib(lut)) as u64;
         let mut roots = Roots::new(1);
         // First sample: the kernel has 20 000 000 of util_sum, the tasks
         // 12 000 000: the rest is taken as blocked load, not judged.
-        let mut p = probe(0, 0, 20_000_000);
-        p.add(
-            false,
-            Some(Share {
-                util: 12_000_000,
-                ..Share::default()
-            }),
-        );
-        roots.judge(&p);
+        roots.judge(&probe_of(0, 0, 20_000_000, &[12_000_000]));
         assert_eq!((roots.samples, roots.reanchors), (1, 1));
         assert!(roots.fid.get(Metric::Util).summary().is_none());
         // 32 periods on (one half-life), the residual is halved exactly.
-        let lut = 32 * PERIOD;
-        let divider = (PELT_MIN_DIVIDER + lattice_period_contrib(lut)) as u64;
         let want = (7_000_000 + decay_load(8_000_000, 32)) / divider;
-        let mut p = probe(lut, want, 0);
-        p.add(
-            false,
-            Some(Share {
-                util: 3_000_000,
-                ..Share::default()
-            }),
-        );
-        p.add(
-            false,
-            Some(Share {
-                util: 4_000_000,
-                ..Share::default()
-            }),
-        );
-        roots.judge(&p);
+        roots.judge(&probe_of(lut, want, 0, &[3_000_000, 4_000_000]));
         let s = roots.fid.get(Metric::Util).summary().unwrap();
         assert_eq!((s.samples, s.max_abs_err), (1, 0));
         // A task first seen: the residual is taken again there.
@@ -341,10 +331,12 @@ mod tests {
         p.add(true, Some(Share::default()));
         roots.judge(&p);
         assert_eq!(roots.reanchors, 2);
-        // A negative residual decays towards zero too.
-        assert_eq!(
-            decay_signed(-8_000_000, 32),
-            -(decay_load(8_000_000, 32) as i64)
-        );
+        // Tasks that explain more than the kernel has (a residual below
+        // zero): the difference decays towards zero too.
+        let mut roots = Roots::new(1);
+        roots.judge(&probe_of(0, 0, 10_000_000, &[18_000_000]));
+        let want = (7_000_000 - decay_load(8_000_000, 32)) / divider;
+        let row = roots.judge(&probe_of(lut, want, 0, &[7_000_000])).unwrap();
+        assert_eq!((row.exact.util_avg, row.excluded), (Some(want), None));
     }
 }

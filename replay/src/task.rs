@@ -209,8 +209,9 @@ pub struct TaskSim {
     provisional_until: Option<u64>,
     /// The CPU of the task's last switch-in.
     run_cpu: u32,
-    /// Past its exit record ([`EventKind::Exiting`]).
-    exiting: bool,
+    /// The trace time of its exit record ([`EventKind::Exiting`]): its
+    /// samples from then on are not judged.
+    exiting: Option<u64>,
     /// The PELT time of the task's last attach at a wakeup (new task,
     /// wakeup migration).
     attached_at: Option<u64>,
@@ -253,7 +254,7 @@ impl TaskSim {
             lost_sight: false,
             provisional_until: None,
             run_cpu: u32::MAX,
-            exiting: false,
+            exiting: None,
             attached_at: None,
             first_ts: None,
             migrating: None,
@@ -419,7 +420,7 @@ impl TaskSim {
         {
             excluded = Some("warmup");
         }
-        if excluded.is_none() && self.exiting {
+        if excluded.is_none() && self.exiting.is_some_and(|t| ev.ts >= t) {
             excluded = Some("exit");
         }
         if let (Some(k), None) = (ev.k, excluded) {
@@ -569,9 +570,16 @@ impl TaskSim {
 
     /// Processes one event, appending output rows.
     pub fn step(&mut self, cfg: &Config, ev: &Event, out: &mut Vec<Row>) {
-        if let EventKind::Probe { .. } = ev.kind {
+        match ev.kind {
             // (The driver asks `root_share()`; a probe changes nothing.)
-            return;
+            EventKind::Probe { .. } => return,
+            // A mark, not an update: no ticks, no clock (a sample held
+            // from before it is still judged when it is applied).
+            EventKind::Exiting => {
+                self.exiting = Some(ev.ts);
+                return;
+            }
+            _ => {}
         }
         if let Some(p) = &self.pending {
             let same_update = matches!(ev.kind, EventKind::SwitchOut { .. })
@@ -652,7 +660,6 @@ impl TaskSim {
                 dest_off_ts,
             } => self.migrate(cfg, ev, orig_off, dest_off, dest_off_ts),
             EventKind::Reweight { weight } => self.set_weight(weight),
-            EventKind::Exiting => self.exiting = true,
             EventKind::Pick => {
                 if self.state == State::Delayed && !self.unanchored {
                     let now = self.now(cfg, ev);
@@ -660,9 +667,11 @@ impl TaskSim {
                     self.set_state(State::Sleeping, ev.ts);
                 }
             }
-            EventKind::Exit | EventKind::Lost | EventKind::Unseen | EventKind::Probe { .. } => {
-                unreachable!()
-            }
+            EventKind::Exit
+            | EventKind::Lost
+            | EventKind::Unseen
+            | EventKind::Probe { .. }
+            | EventKind::Exiting => unreachable!(),
         }
     }
 
