@@ -720,10 +720,10 @@ fn replay_reproduces_the_live_kernel() {
             }
             if *pelt == "full" {
                 // Each CPU's root run-queue as the sum of its tasks (README,
-                // "Root run-queues"). Live runs: periodic 94.8–96.9 % exact,
+                // "Root run-queues"). Live runs: periodic 94.8–96.8 % exact,
                 // 98.3–99.3 % within ±2; mixed (its threads migrate, and
-                // sit in an autogroup) 49.7–62.4 % exact, 84.9–92.7 % within
-                // ±2; util_est 98.2–98.8 %.
+                // sit in an autogroup) 49.7–62.4 % exact, 84.9–92.6 % within
+                // ±2; util_est 98.2–98.7 %.
                 let (exact_floor, w2_floor) = if *workload == "mixed" {
                     (0.40, 0.80)
                 } else {
