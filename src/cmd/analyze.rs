@@ -326,6 +326,22 @@ pub fn report(a: ReportArgs) -> CliResult {
                     ));
                 }
             }
+            if let Some(r) = &s.root {
+                v.push(format!(
+                    "root run-queues, as the sum of their tasks ({} kernel samples, {} not judged):",
+                    r.samples, r.reanchors
+                ));
+                for (name, m) in [("util_avg", &r.util_avg), ("util_est", &r.util_est)] {
+                    if let Some(m) = m {
+                        v.push(format!(
+                            "{name:<13} exact {:>6.2} %   within ±2 {:>6.2} %   max |err| {}",
+                            m.exact_fraction * 100.0,
+                            m.within2_fraction * 100.0,
+                            m.max_abs_err
+                        ));
+                    }
+                }
+            }
             v
         }
         None => vec!["not replayed: the trace does not say HZ".into()],
