@@ -490,72 +490,7 @@ pub fn replay_tapped(
                 };
                 records += 1;
                 last_ts = last_ts.max(rec.ts());
-                // Root samples wait for the next record on their CPU: when
-                // it is the kernel operation they came from (the same
-                // PELT time: a wakeup's enqueue and attach, a switch's
-                // dequeue and pick), they are judged after it.
-                let mut after = Vec::new();
-                let mut migrated_from = None;
-                // A task switched out dead: finished once the samples of
-                // that switch are judged (its load stays on the run-queue
-                // until the removal at the next update).
-                let mut gone = None;
-                // A task never seen migrated away: its load leaves the
-                // source's residual at the source's next update.
-                let mut unseen_from = None;
-                if pass.track_roots {
-                    match rec {
-                        Record::Switch(r) => {
-                            let lut = r.prev_pelt.map(|p| p.last_update_time);
-                            after = pass.release(r.cpu, lut);
-                        }
-                        Record::Wakeup(r) => {
-                            // Only the enqueue's last sample can be its
-                            // attach (a new or migrated task's): the ones
-                            // before, a boundary crossed, are without it.
-                            let lut = r.pelt.map(|p| p.last_update_time);
-                            after = pass.release(r.target_cpu, lut);
-                            let n = after.len();
-                            for p in after.iter_mut().take(n.saturating_sub(1)) {
-                                p.pre_attach = Some(r.pid);
-                            }
-                        }
-                        Record::Migrate(r) => {
-                            // A queued task is detached from the source
-                            // (`detach_entity_load_avg()`, its sample the
-                            // last before this record); a sleeping one's
-                            // removal waits for the source's next update.
-                            // The task tells which, after the migration.
-                            let last = pass.held.get_mut(r.orig_cpu as usize).and_then(|h| h.pop());
-                            pass.release(r.orig_cpu, None);
-                            pass.release(r.dest_cpu, None);
-                            if let Some(p) = last {
-                                migrated_from = Some((p, r.pid));
-                            }
-                        }
-                        // Another update on the CPU at another time: the
-                        // samples before it are due (same time: the same
-                        // kernel operation, whose record may still come).
-                        Record::Pelt(r) => {
-                            let lut = r.avg.last_update_time;
-                            let same = pass.release(r.rq_cpu, Some(lut));
-                            if let Some(h) = pass.held.get_mut(r.rq_cpu as usize) {
-                                h.extend(same);
-                            }
-                        }
-                        // A reused pid ends the old task: its CPU's samples
-                        // before that are due. (Other task records belong
-                        // to the switch or wakeup that follows: the recorder
-                        // writes a task's metadata just before it.)
-                        Record::Task(r) if r.event == schedrec_format::TaskEvent::Fork => {
-                            if let Some(&c) = pass.home.get(&r.pid) {
-                                pass.release(c, None);
-                            }
-                        }
-                        Record::Loss(_) => pass.release_all(),
-                        _ => {}
-                    }
-                }
+                let deferred = pass.before_record(rec);
                 match rec {
                     Record::Switch(r) => {
                         let c = r.cpu as usize;
@@ -662,15 +597,6 @@ pub fn replay_tapped(
                                 delayed[c].push(r.prev.pid);
                             }
                         }
-                        if r.prev_state & TASK_DEAD_STATES != 0
-                            && r.prev.pid != 0
-                            && pass.by_pid.contains_key(&r.prev.pid)
-                        {
-                            // Its final switch out (whether or not its exit
-                            // record came first): the task is gone.
-                            pass.dying.remove(&r.prev.pid);
-                            gone = Some((r.prev.pid, r.ts, r.cpu));
-                        }
                         pass.settle(r.prev.pid, r.cpu);
                         pass.settle(r.next.pid, r.cpu);
                         clocks.set_busy(r.cpu, r.next.pid != 0);
@@ -728,14 +654,7 @@ pub fn replay_tapped(
                             sums: None,
                         };
                         pass.route(r.pid, None, ev);
-                        if pass.track_roots {
-                            if !pass.by_pid.contains_key(&r.pid) && !pass.skipped.contains(&r.pid) {
-                                // (At the destination it is seen at its
-                                // wakeup, which retakes the residual there.)
-                                unseen_from = Some(r.orig_cpu);
-                            }
-                            pass.settle(r.pid, r.dest_cpu);
-                        }
+                        pass.settle(r.pid, r.dest_cpu);
                     }
                     Record::Pelt(r) if r.entity == Entity::CfsRq => {
                         let c = r.rq_cpu as usize;
@@ -850,21 +769,7 @@ pub fn replay_tapped(
                     }
                     _ => {}
                 }
-                for p in after {
-                    pass.probe(p, None);
-                }
-                if let Some((p, pid)) = migrated_from {
-                    pass.probe(p, Some(pid));
-                }
-                if let Some(c) = unseen_from {
-                    if let Some(x) = pass.reset.get_mut(c as usize) {
-                        *x = true;
-                    }
-                }
-                if let Some((pid, ts, cpu)) = gone {
-                    pass.finish(pid, ts, cpu);
-                    pass.exited.insert(pid);
-                }
+                pass.after_record(deferred);
                 pending += 1;
                 // (Held root samples wait into the next batch: they have no
                 // probe yet.)
@@ -930,6 +835,24 @@ pub fn replay_tapped(
         records,
         root: pass.roots.summary(),
     })
+}
+
+/// What a record leaves to do once it is routed.
+#[derive(Default)]
+struct Deferred {
+    /// Root samples of the record's own kernel operation (same PELT time),
+    /// judged after it.
+    after: Vec<Probe>,
+    /// The source CPU's last sample before a migration (a queued task's
+    /// detach), judged after it with the migrated task asked too.
+    migrated_from: Option<(Probe, u32)>,
+    /// A task never seen migrated away from this CPU: its load leaves the
+    /// source's residual at the source's next update.
+    unseen_from: Option<u32>,
+    /// A task switched out dead, finished (if replayed) once the samples of
+    /// that switch are judged (its load stays on the run-queue until the
+    /// removal at the next update): pid, time, CPU.
+    gone: Option<(u32, u64, u32)>,
 }
 
 /// Runs the tasks' queued events, in parallel (tasks are independent once
@@ -1002,6 +925,101 @@ struct Pass<'m> {
 }
 
 impl Pass<'_> {
+    /// Before a record is routed: the held root samples it makes due, and
+    /// what it leaves for [`Pass::after_record`]. Root samples wait for the
+    /// next record on their CPU: when it is the kernel operation they came
+    /// from (the same PELT time: a wakeup's enqueue and attach, a switch's
+    /// dequeue and pick), they are judged after it.
+    fn before_record(&mut self, rec: &Record) -> Deferred {
+        let mut d = Deferred::default();
+        if let Record::Switch(r) = rec {
+            if r.prev_state & TASK_DEAD_STATES != 0 && r.prev.pid != 0 {
+                // Its final switch out (whether or not its exit record came
+                // first): the task is gone.
+                d.gone = Some((r.prev.pid, r.ts, r.cpu));
+            }
+        }
+        if !self.track_roots {
+            return d;
+        }
+        match rec {
+            Record::Switch(r) => {
+                let lut = r.prev_pelt.map(|p| p.last_update_time);
+                d.after = self.release(r.cpu, lut);
+            }
+            Record::Wakeup(r) => {
+                // Only the enqueue's last sample can be its attach (a new
+                // or migrated task's): the ones before, a boundary crossed,
+                // are without it.
+                let lut = r.pelt.map(|p| p.last_update_time);
+                d.after = self.release(r.target_cpu, lut);
+                let n = d.after.len();
+                for p in d.after.iter_mut().take(n.saturating_sub(1)) {
+                    p.pre_attach = Some(r.pid);
+                }
+            }
+            Record::Migrate(r) => {
+                // A queued task is detached from the source
+                // (`detach_entity_load_avg()`, its sample the last before
+                // this record); a sleeping one's removal waits for the
+                // source's next update. The task tells which, after the
+                // migration.
+                let last = self.held.get_mut(r.orig_cpu as usize).and_then(|h| h.pop());
+                self.release(r.orig_cpu, None);
+                self.release(r.dest_cpu, None);
+                d.migrated_from = last.map(|p| (p, r.pid));
+                if !self.by_pid.contains_key(&r.pid) && !self.skipped.contains(&r.pid) {
+                    // (At the destination it is seen at its wakeup, which
+                    // retakes the residual there.)
+                    d.unseen_from = Some(r.orig_cpu);
+                }
+            }
+            // Another update on the CPU at another time: the samples before
+            // it are due (same time: the same kernel operation, whose record
+            // may still come).
+            Record::Pelt(r) => {
+                let lut = r.avg.last_update_time;
+                let same = self.release(r.rq_cpu, Some(lut));
+                if let Some(h) = self.held.get_mut(r.rq_cpu as usize) {
+                    h.extend(same);
+                }
+            }
+            // A reused pid ends the old task: its CPU's samples before that
+            // are due. (Other task records belong to the switch or wakeup
+            // that follows: the recorder writes a task's metadata just
+            // before it.)
+            Record::Task(r) if r.event == schedrec_format::TaskEvent::Fork => {
+                if let Some(&c) = self.home.get(&r.pid) {
+                    self.release(c, None);
+                }
+            }
+            Record::Loss(_) => self.release_all(),
+            _ => {}
+        }
+        d
+    }
+
+    /// After a record is routed: what [`Pass::before_record`] left.
+    fn after_record(&mut self, d: Deferred) {
+        for p in d.after {
+            self.probe(p, None);
+        }
+        if let Some((p, pid)) = d.migrated_from {
+            self.probe(p, Some(pid));
+        }
+        if let Some(x) = d.unseen_from.and_then(|c| self.reset.get_mut(c as usize)) {
+            *x = true;
+        }
+        if let Some((pid, ts, cpu)) = d.gone {
+            // (Also a task first seen at that switch.)
+            if self.by_pid.contains_key(&pid) {
+                self.dying.remove(&pid);
+                self.finish(pid, ts, cpu);
+                self.exited.insert(pid);
+            }
+        }
+    }
+
     /// `pid` is attached to CPU `cpu`'s root run-queue now (when it is a
     /// replayed task).
     #[inline]
