@@ -418,3 +418,151 @@ fn an_exiting_task_runs_until_its_final_switch_out() {
     let last = rows.iter().rfind(|r| r.pid == PID).unwrap();
     assert_eq!((last.ts, last.excluded), (t + 3 * MS, None));
 }
+
+/// The root run-queue of a CPU with one periodic task, its kernel samples
+/// written where the kernel writes them: inside the wakeup's enqueue and
+/// the switch's dequeue (before their records, at the same PELT time), and
+/// at a tick after the task's own update. Every task value in the trace
+/// comes from the kernel's arithmetic (`schedrec_replay::pelt`), and the
+/// root's from the same sums: so each root sample must be the task's sums
+/// exactly, and its util_est the task's while it is enqueued, 0 once its
+/// dequeue took it off — which only holds if each sample is judged after
+/// the record of the operation it came from.
+#[test]
+fn root_samples_are_judged_after_the_operation_they_came_from() {
+    use schedrec_format::{Entity, PeltSums, PeltUpdate};
+    use schedrec_replay::pelt::{
+        lattice_period_contrib, update_load_avg_se, util_est_update, SchedAvg, PELT_MIN_DIVIDER,
+        UTIL_AVG_UNCHANGED,
+    };
+    let avg = |sa: &SchedAvg, on_rq: bool| PeltAvg {
+        util_avg: sa.util_avg,
+        load_avg: sa.load_avg,
+        runnable_avg: sa.runnable_avg,
+        util_est: sa.util_est,
+        last_update_time: sa.last_update_time,
+        on_rq,
+        sched_delayed: false,
+    };
+    let sums = |sa: &SchedAvg| PeltSums {
+        load_sum: sa.load_sum,
+        runnable_sum: sa.runnable_sum,
+        util_sum: sa.util_sum as u64,
+        period_contrib: sa.period_contrib,
+    };
+    // The root run-queue holding this task alone (the task's weight, 1024,
+    // times its load_sum; util_est the task's while enqueued).
+    let root = |ts: u64, sa: &SchedAvg, enqueued: bool| {
+        let divider = (PELT_MIN_DIVIDER + lattice_period_contrib(sa.last_update_time)) as u64;
+        Record::Pelt(PeltUpdate {
+            ts,
+            cpu: 0,
+            entity: Entity::CfsRq,
+            rq_cpu: 0,
+            pid: 0,
+            avg: PeltAvg {
+                util_avg: sa.util_sum as u64 / divider,
+                load_avg: 1024 * sa.load_sum / divider,
+                runnable_avg: sa.runnable_sum / divider,
+                util_est: if enqueued {
+                    sa.util_est & !UTIL_AVG_UNCHANGED
+                } else {
+                    0
+                },
+                last_update_time: sa.last_update_time,
+                on_rq: false,
+                sched_delayed: false,
+            },
+            sums: Some(PeltSums {
+                load_sum: 1024 * sa.load_sum,
+                ..sums(sa)
+            }),
+        })
+    };
+    // The PELT clock is the trace clock; the first update on a period
+    // boundary. (A root sample's trace time is a little before the record
+    // of its operation, as the kernel writes them; its PELT time is the
+    // operation's.)
+    let t0 = 1_000 * 1024 * 1024;
+    let mut sa = SchedAvg {
+        last_update_time: t0,
+        ..SchedAvg::default()
+    };
+    let mut recs = Vec::new();
+    for p in 0..40u64 {
+        let t = t0 + p * 16 * MS + 123_457;
+        // Enqueue: the sleep closes; the root's sample, then the record.
+        update_load_avg_se(t, &mut sa, 1024, false, false, false);
+        recs.push(root(t - 1_000, &sa, true));
+        recs.push(Record::Wakeup(Wakeup {
+            ts: t,
+            cpu: 0,
+            pid: PID,
+            target_cpu: 0,
+            new: false,
+            pelt: Some(avg(&sa, true)),
+            sums: Some(sums(&sa)),
+        }));
+        // The pick out of idle reuses the enqueue's clock.
+        recs.push(Record::Switch(Switch {
+            ts: t + 5_000,
+            cpu: 0,
+            prev: task_ref(0),
+            next: task_ref(PID),
+            next_pelt: Some(avg(&sa, true)),
+            next_sums: Some(sums(&sa)),
+            ..Switch::default()
+        }));
+        // A tick: the task's update, then the root's.
+        let tick = t + 4 * MS;
+        update_load_avg_se(tick, &mut sa, 1024, true, true, true);
+        recs.push(Record::Pelt(PeltUpdate {
+            ts: tick,
+            cpu: 0,
+            entity: Entity::Task,
+            rq_cpu: 0,
+            pid: PID,
+            avg: avg(&sa, true),
+            sums: Some(sums(&sa)),
+        }));
+        recs.push(root(tick + 1_000, &sa, true));
+        // Block: util_est (v6.12+: before the update), the dequeue's
+        // update, the root's sample without the task's util_est, then the
+        // switch's record.
+        let end = t + 8 * MS;
+        let (u, r) = (sa.util_avg, sa.runnable_avg);
+        util_est_update(&mut sa, u, r, 1024);
+        update_load_avg_se(end, &mut sa, 1024, true, true, true);
+        recs.push(root(end - 1_000, &sa, false));
+        recs.push(switch(end, PID, 0, 1, Some(avg(&sa, false))));
+        if let Some(Record::Switch(s)) = recs.last_mut() {
+            s.prev_sums = Some(sums(&sa));
+        }
+    }
+    let (s, rows) = run_on(
+        &recs,
+        &Options {
+            root_rows: true,
+            ..Options::default()
+        },
+        meta(PeltMode::Full),
+    );
+    // The task itself, from the same arithmetic: exact.
+    let util = s.util_avg.as_ref().unwrap();
+    assert_eq!((util.exact_fraction, util.max_abs_err), (1.0, 0), "{s:?}");
+    // The root: its first sample takes the residual (the task, not
+    // replayed before its first switch says its class), its second too
+    // (the task first seen); every other one is the task's sums, and
+    // util_est follows the enqueue.
+    let r = s.root.as_ref().expect("a root summary");
+    assert_eq!((r.samples, r.reanchors), (120, 2), "{r:?}");
+    for m in [&r.util_avg, &r.util_est] {
+        let m = m.as_ref().unwrap();
+        assert_eq!((m.samples, m.max_abs_err), (118, 0), "{r:?}");
+    }
+    // (load and runnable: this trace has no group entities.)
+    assert_eq!(r.load_avg.as_ref().unwrap().max_abs_err, 0, "{r:?}");
+    assert_eq!(r.runnable_avg.as_ref().unwrap().max_abs_err, 0, "{r:?}");
+    let root_rows = rows.iter().filter(|r| r.event == "cfs_rq").count();
+    assert_eq!(root_rows, 120);
+}
