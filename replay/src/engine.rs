@@ -964,7 +964,10 @@ impl Pass<'_> {
                 // this record); a sleeping one's removal waits for the
                 // source's next update. The task tells which, after the
                 // migration.
-                let last = self.held.get_mut(r.orig_cpu as usize).and_then(|h| h.pop());
+                // (A record from a CPU to itself moves nothing.)
+                let last = (r.orig_cpu != r.dest_cpu)
+                    .then(|| self.held.get_mut(r.orig_cpu as usize).and_then(|h| h.pop()))
+                    .flatten();
                 self.release(r.orig_cpu, None);
                 self.release(r.dest_cpu, None);
                 d.migrated_from = last.map(|p| (p, r.pid));
