@@ -964,8 +964,10 @@ impl Pass<'_> {
                 // this record); a sleeping one's removal waits for the
                 // source's next update. The task tells which, after the
                 // migration.
-                // (A record from a CPU to itself moves nothing.)
-                let last = (r.orig_cpu != r.dest_cpu)
+                // (A record from a CPU to itself, or to one the trace does
+                // not have, moves nothing.)
+                let moves = r.orig_cpu != r.dest_cpu && (r.dest_cpu as usize) < self.members.len();
+                let last = moves
                     .then(|| self.held.get_mut(r.orig_cpu as usize).and_then(|h| h.pop()))
                     .flatten();
                 self.release(r.orig_cpu, None);
