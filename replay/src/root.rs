@@ -18,7 +18,9 @@
 //! their blocked load still attached) are in the kernel's sums too: the
 //! difference at a CPU's first sample is kept as a residual that decays as
 //! blocked load does, and taken again (that sample not judged) whenever a
-//! task is first seen on the CPU, since its load was in the residual.
+//! task is first seen on the CPU (its load was in the residual), a task's
+//! timeline breaks off, events were lost, or a task never seen migrates
+//! away.
 //! util_est at the root is the sum of the enqueued tasks' util_est
 //! (`util_est_enqueue()`/`util_est_dequeue()`), not a PELT signal, and has
 //! no residual: a task enqueued there runs, and is seen, soon (a residual
@@ -66,8 +68,8 @@ pub struct Probe {
     pub cpu: u32,
     pub kernel: PeltAvg,
     pub sums: Option<PeltSums>,
-    /// A task was first seen on this CPU since its previous probe: the
-    /// residual is taken again here.
+    /// The residual is taken again here (see the module's documentation
+    /// for when).
     pub reset: bool,
     /// The shares summed so far.
     pub total: Share,
