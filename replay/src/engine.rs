@@ -911,8 +911,8 @@ struct Pass<'m> {
     /// (its last switch, wakeup or migration), and each CPU's tasks.
     home: HashMap<u32, u32>,
     members: Vec<HashSet<u32>>,
-    /// Per CPU: a task never seen migrated from or to it since its last
-    /// probe.
+    /// Per CPU: the residual is taken again at its next probe (events
+    /// were lost, or a task never seen migrated away).
     reset: Vec<bool>,
     /// Root samples of the batch, waiting for their tasks' shares.
     probes: Vec<Probe>,
