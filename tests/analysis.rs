@@ -189,6 +189,13 @@ fn report_is_one_self_contained_page() {
         "-estimated by",
         "Dynamics per class",
         "Convergence after demand changes",
+        // A --pelt full recording: each CPU's root run-queue, kernel
+        // against the sum of its tasks, one chart per CPU.
+        "root run-queues, as the sum of their tasks",
+        "CPU utilisation as the scheduler sees it",
+        "<h3>CPU 0</h3>",
+        "<h3>CPU 1</h3>",
+        "sum of its tasks (replay)",
     ] {
         assert!(html.contains(want), "missing {want}");
     }
@@ -231,6 +238,8 @@ fn counters_give_ipc_panels_and_correlations() {
     ] {
         assert!(html.contains(want), "missing {want}");
     }
+    // Without --pelt full there are no root samples to draw.
+    assert!(!html.contains("CPU utilisation as the scheduler sees it"));
     let v: serde_json::Value =
         serde_json::from_str(&run(&["analyze", trace.to_str().unwrap(), "--json"])).unwrap();
     let corr = v["traces"][0]["correlations"].as_array().unwrap();

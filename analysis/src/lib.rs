@@ -38,6 +38,7 @@ pub fn load_with_summary(
 ) -> Result<(Reader, tables::Tables, Option<Summary>), Error> {
     let opts = Options {
         measured_window_ns: window_ms.max(1) * 1_000_000,
+        root_rows: true,
         ..Options::default()
     };
     load_with(Reader::open(path)?, &opts, keep_switches)
@@ -67,13 +68,25 @@ pub fn load_with(
         tables::count(&reader, None) + tables::count(&reader, Some(schedrec_format::Kind::Switch)),
     );
     let mut builder = tables::TableBuilder::new(&reader, keep_switches);
+    // The root run-queues' rows (with `opts.root_rows`) go to a table of
+    // their own: the replay table is the tasks'.
+    let mut root = tables::RootSamples::default();
     let summary = phase("replay and tables", || {
         replay_tapped(
             &reader,
             opts,
             |b| {
                 for r in b {
-                    rows.push(r);
+                    if r.event == schedrec_replay::root::ROOT_EVENT {
+                        if let (Some(k), Some(m), None) = (r.kernel, r.exact.util_avg, r.excluded) {
+                            root.ts.push(r.ts);
+                            root.cpu.push(r.cpu);
+                            root.kernel_util_avg.push(k.util_avg);
+                            root.tasks_util_avg.push(m);
+                        }
+                    } else {
+                        rows.push(r);
+                    }
                 }
                 Ok(())
             },
@@ -83,6 +96,7 @@ pub fn load_with(
     })?;
     let mut t = builder.finish();
     t.replay = rows;
+    t.root = root;
     Ok((reader, t, Some(summary)))
 }
 

@@ -209,6 +209,46 @@ fn util_chart(t: &Tables, pid: u32, t0: u64, t1: u64) -> String {
     )
 }
 
+/// A CPU's root run-queue util_avg: the kernel's, and the sum of the CPU's
+/// tasks as the replay rebuilt it.
+fn root_chart(t: &Tables, cpu: u32) -> String {
+    let r = &t.root;
+    let idx: Vec<usize> = (0..r.ts.len()).filter(|&i| r.cpu[i] == cpu).collect();
+    let step = (idx.len() / 1500).max(1);
+    let t0 = t.span.0;
+    let series = [
+        ("kernel root util_avg", COLORS[0], false, &r.kernel_util_avg),
+        (
+            "sum of its tasks (replay)",
+            COLORS[3],
+            true,
+            &r.tasks_util_avg,
+        ),
+    ]
+    .map(|(name, color, dashed, values)| -> Series {
+        let pts = idx
+            .iter()
+            .step_by(step)
+            .map(|&i| (r.ts[i].saturating_sub(t0) as f64 / 1e6, values[i] as f64))
+            .collect();
+        (name.to_string(), color, dashed, pts)
+    });
+    let top = idx
+        .iter()
+        .map(|&i| r.kernel_util_avg[i].max(r.tasks_util_avg[i]))
+        .max()
+        .unwrap_or(0)
+        .max(1024);
+    plot::line_chart(
+        &series,
+        (0.0, (t.span.1.saturating_sub(t0)).max(1) as f64 / 1e6),
+        (0.0, top as f64),
+        "ms",
+        &[],
+        CHART_HEIGHT,
+    )
+}
+
 /// Which task ran on each CPU over the first `window` ns: one row per CPU,
 /// the busiest tasks in colour, the rest grey.
 fn cpu_timeline(t: &Tables, top: &[u32], nr_cpus: u32, window: u64) -> String {
@@ -501,6 +541,19 @@ td:first-child,th:first-child{{text-align:left}} pre{{background:#f6f6f6;padding
             task.class
         );
         o.push_str(&util_chart(t, task.pid, t.span.0, t.span.1));
+    }
+    if !t.root.ts.is_empty() {
+        let _ = write!(
+            o,
+            "<h2>CPU utilisation as the scheduler sees it</h2><p class=note>Each CPU's root run-queue util_avg (what schedutil and load balancing read, with util_est): the kernel's at each of its judged samples, against the sum of the CPU's tasks as the replay rebuilt them (see the README's \"Root run-queues\").</p>"
+        );
+        let mut cpus: Vec<u32> = t.root.cpu.clone();
+        cpus.sort_unstable();
+        cpus.dedup();
+        for cpu in cpus {
+            let _ = write!(o, "<h3>CPU {cpu}</h3>");
+            o.push_str(&root_chart(t, cpu));
+        }
     }
     let classes_of: std::collections::HashMap<u32, &'static str> =
         cx.tasks.iter().map(|t| (t.pid, t.class)).collect();

@@ -393,6 +393,17 @@ impl ReplayRows {
 }
 
 /// All tables of one trace.
+/// Each CPU's root run-queue samples (`--pelt full` traces): the kernel's
+/// util_avg and the replay's sum of the CPU's tasks (`schedrec_replay::root`),
+/// at every judged sample.
+#[derive(Default)]
+pub struct RootSamples {
+    pub ts: Vec<u64>,
+    pub cpu: Vec<u32>,
+    pub kernel_util_avg: Vec<u64>,
+    pub tasks_util_avg: Vec<u64>,
+}
+
 #[derive(Default)]
 pub struct Tables {
     pub switches: Switches,
@@ -401,6 +412,7 @@ pub struct Tables {
     pub tasks: Tasks,
     pub pelt: Pelt,
     pub replay: ReplayRows,
+    pub root: RootSamples,
     /// First and last timestamp of the trace.
     pub span: (u64, u64),
     /// Switches read (also when the `switches` table was not kept).
