@@ -42,24 +42,18 @@ fn counter_chart(t: &Tables, top: &[(u32, String)], ghz: bool) -> Option<String>
     let mut ymax = 0f64;
     for (k, (pid, comm)) in top.iter().enumerate() {
         let idx: Vec<usize> = (0..s.pid.len()).filter(|&i| s.pid[i] == *pid).collect();
-        let step = (idx.len() / 1500).max(1);
-        let pts: Vec<(f64, f64)> = idx
-            .iter()
-            .step_by(step)
-            .filter_map(|&i| {
-                let v = if ghz {
-                    s.cycles
-                        .get(i)
-                        .map(|c| c as f64 / s.duration_ns(i).max(1) as f64)
-                } else {
-                    match (s.instructions.get(i), s.cycles.get(i)) {
-                        (Some(n), Some(c)) if c > 0 => Some(n as f64 / c as f64),
-                        _ => None,
-                    }
-                };
-                v.map(|v| ((s.start[i] - t.span.0) as f64 / 1e6, v))
-            })
-            .collect();
+        let pts = points(&s.start, &idx, t.span.0, |i| {
+            if ghz {
+                s.cycles
+                    .get(i)
+                    .map(|c| c as f64 / s.duration_ns(i).max(1) as f64)
+            } else {
+                match (s.instructions.get(i), s.cycles.get(i)) {
+                    (Some(n), Some(c)) if c > 0 => Some(n as f64 / c as f64),
+                    _ => None,
+                }
+            }
+        });
         if pts.is_empty() {
             continue;
         }
@@ -181,22 +175,13 @@ fn opt(v: Option<f64>, d: usize) -> String {
 fn util_chart(t: &Tables, pid: u32, t0: u64, t1: u64) -> String {
     let r = &t.replay;
     let idx: Vec<usize> = (0..r.ts.len()).filter(|&i| r.pid[i] == pid).collect();
-    let step = (idx.len() / 1500).max(1);
     let series = [
         ("kernel util_avg", COLORS[0], false, &r.kernel_util_avg),
         ("kernel-exact model", COLORS[3], true, &r.exact_util_avg),
         ("measured", COLORS[2], false, &r.measured_util),
     ]
     .map(|(name, color, dashed, values)| -> Series {
-        let pts = idx
-            .iter()
-            .step_by(step)
-            .filter_map(|&i| {
-                values
-                    .get(i)
-                    .map(|v| (r.ts[i].saturating_sub(t0) as f64 / 1e6, v as f64))
-            })
-            .collect();
+        let pts = points(&r.ts, &idx, t0, |i| values.get(i).map(|v| v as f64));
         (name.to_string(), color, dashed, pts)
     });
     plot::line_chart(
@@ -209,12 +194,26 @@ fn util_chart(t: &Tables, pid: u32, t0: u64, t1: u64) -> String {
     )
 }
 
+/// Points (ms since `t0`, value) of the rows `idx` of a time series, at
+/// most ~1500 of them (a chart shows no more).
+fn points(
+    ts: &[u64],
+    idx: &[usize],
+    t0: u64,
+    value: impl Fn(usize) -> Option<f64>,
+) -> Vec<(f64, f64)> {
+    let step = (idx.len() / 1500).max(1);
+    idx.iter()
+        .step_by(step)
+        .filter_map(|&i| value(i).map(|v| (ts[i].saturating_sub(t0) as f64 / 1e6, v)))
+        .collect()
+}
+
 /// A CPU's root run-queue util_avg: the kernel's, and the sum of the CPU's
 /// tasks as the replay rebuilt it.
 fn root_chart(t: &Tables, cpu: u32) -> String {
     let r = &t.root;
     let idx: Vec<usize> = (0..r.ts.len()).filter(|&i| r.cpu[i] == cpu).collect();
-    let step = (idx.len() / 1500).max(1);
     let t0 = t.span.0;
     let series = [
         ("kernel root util_avg", COLORS[0], false, &r.kernel_util_avg),
@@ -226,11 +225,7 @@ fn root_chart(t: &Tables, cpu: u32) -> String {
         ),
     ]
     .map(|(name, color, dashed, values)| -> Series {
-        let pts = idx
-            .iter()
-            .step_by(step)
-            .map(|&i| (r.ts[i].saturating_sub(t0) as f64 / 1e6, values[i] as f64))
-            .collect();
+        let pts = points(&r.ts, &idx, t0, |i| Some(values[i] as f64));
         (name.to_string(), color, dashed, pts)
     });
     let top = idx

@@ -392,7 +392,6 @@ impl ReplayRows {
     }
 }
 
-/// All tables of one trace.
 /// Each CPU's root run-queue samples (`--pelt full` traces): the kernel's
 /// util_avg and the replay's sum of the CPU's tasks (`schedrec_replay::root`),
 /// at every judged sample.
@@ -404,6 +403,7 @@ pub struct RootSamples {
     pub tasks_util_avg: Vec<u64>,
 }
 
+/// All tables of one trace.
 #[derive(Default)]
 pub struct Tables {
     pub switches: Switches,
