@@ -1209,12 +1209,14 @@ impl Pass<'_> {
     }
 
     fn route_inner(&mut self, pid: u32, prio: Option<i32>, ev: Event) {
-        if pid == 0 || self.skipped.contains(&pid) || self.exited.contains(&pid) {
-            return;
-        }
+        // (A replayed task is neither skipped nor exited: looked up first,
+        // the common case costs one lookup.)
         let idx = match self.by_pid.get(&pid) {
             Some(&i) => i,
             None => {
+                if pid == 0 || self.skipped.contains(&pid) || self.exited.contains(&pid) {
+                    return;
+                }
                 let weight = match prio {
                     Some(p) => fair_weight(p, self.policy.get(&pid).copied()),
                     None => return,
