@@ -51,7 +51,6 @@ fn analyse_file(f: &std::path::Path, a: &AnalyzeArgs) -> Result<FileReport, BoxE
         model: crate::cmd::replay::choose_model(reader.meta(), &a.model, window_ns)
             .map_err(|e| ctx(&e))?,
         measured_window_ns: window_ns,
-        root_rows: true,
         ..Default::default()
     };
     let (_, t, _) = schedrec_analysis::load_with(reader, &opts, false).map_err(|e| ctx(&e))?;
