@@ -279,14 +279,19 @@ mod tests {
         assert!(c.capacity_applied() && c.frequency_applied);
     }
 
+    /// CPU 0 busy for 1 s at half speed (from 1 ms on): saturated.
+    fn saturate_at_half_speed(c: &mut Clocks) {
+        c.set_freq(0, 500_000);
+        c.set_busy(0, true);
+        c.advance(0, 1001 * MS);
+        c.set_busy(0, false);
+    }
+
     #[test]
     fn a_saturated_cpu_loses_the_time_it_never_had() {
         let mut c = Clocks::new(&[1024], &[1_000_000], true);
         c.advance(0, MS);
-        c.set_freq(0, 500_000);
-        c.set_busy(0, true);
-        c.advance(0, 1001 * MS); // 1 s at half speed: saturated
-        c.set_busy(0, false);
+        saturate_at_half_speed(&mut c);
         assert_eq!(c.off(0), 500 * MS as i64);
         c.advance(0, 1100 * MS);
         assert_eq!(c.off(0), 500 * MS as i64);
@@ -318,10 +323,7 @@ mod tests {
         // (300 ns), not its lag.
         let mut c = Clocks::new(&[1024, 1024], &[1_000_000, 1_000_000], true);
         c.measure(0, MS, MS - 300);
-        c.set_freq(0, 500_000);
-        c.set_busy(0, true);
-        c.advance(0, 1001 * MS);
-        c.set_busy(0, false);
+        saturate_at_half_speed(&mut c);
         c.advance(1, 1001 * MS);
         assert_eq!(c.off(0), 500 * MS as i64 + 300);
         assert_eq!(c.off(1), 300);
